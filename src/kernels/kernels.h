@@ -1,0 +1,52 @@
+// The kernel table: one entry per tensor type (ggml's type traits), holding the functions that
+// convert, quantize and take dot products of that type. A scalar reference is always built;
+// AVX2 and AVX-512 versions live in their own translation units (compiled with their own
+// flags) and are chosen once at start-up from cpuid.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "formats/dtype.h"
+
+namespace moe::kernels {
+
+enum class Isa { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+
+const char* isa_name(Isa isa);
+
+// Returns the best ISA this CPU supports (honours MOE_FORCE_ISA, see core/cpu_features.h).
+Isa best_isa();
+
+struct TypeTraits {
+  DType type;
+  int64_t block_size;   // elements per block
+  size_t block_bytes;   // bytes per block
+  // The type activations are converted to before a dot product with this type (as ggml pairs
+  // them: Q4_0/Q5_0/Q8_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1, F16 -> F16, BF16 -> BF16, F32 -> F32).
+  DType vec_dot_type;
+  // Converts n elements (a whole number of blocks) to float.
+  void (*to_float)(const void* src, float* dst, int64_t n);
+  // Quantizes n floats (a whole number of blocks) into this type, rounding as ggml's reference
+  // quantizer does; null for types that cannot be produced.
+  void (*from_float)(const float* src, void* dst, int64_t n);
+  // Returns the dot product of n elements: `w` of this type and `x` of vec_dot_type.
+  float (*vec_dot)(int64_t n, const void* w, const void* x);
+};
+
+// Returns the kernels for `type` on the best ISA, or nullptr if the type has none.
+const TypeTraits* type_traits(DType type);
+
+// Returns the kernels for `type` on a given ISA (nullptr if that ISA lacks the type or is not
+// supported by this CPU). Isa::kScalar always exists for every supported type.
+const TypeTraits* type_traits(DType type, Isa isa);
+
+// Y[t * y_stride + r] = dot(row r of W, row t of X) for r in [row_begin, row_end) and
+// t in [0, n_tokens). W rows are `w_row_bytes` apart; X rows (already in w's vec_dot_type)
+// are `x_row_bytes` apart. Processes several rows and tokens per pass so each weight block is
+// loaded once per group of tokens.
+void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int64_t n_cols,
+                 const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, float* y, int64_t y_stride,
+                 int64_t row_begin, int64_t row_end);
+
+}  // namespace moe::kernels
