@@ -1,7 +1,11 @@
 // A fixed pool of worker threads for data-parallel loops. The caller's thread takes part in
-// every loop, so a pool of N threads starts N-1 workers. Workers spin briefly before sleeping:
-// a decode step runs hundreds of short loops, and waking a sleeping thread costs more than
-// most of them.
+// every loop, so a pool of N threads starts N-1 workers.
+//
+// A decode step runs hundreds of short loops, so dispatch must be cheap: workers spin briefly
+// before sleeping, and a loop never waits for a worker that has not joined it yet. Work is
+// claimed in chunks; once the caller has run out of chunks it closes the loop, and a worker
+// that wakes late (descheduled on a busy machine) finds it closed and goes back to waiting
+// instead of holding everyone up.
 #pragma once
 
 #include <atomic>
@@ -24,24 +28,32 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(thread_index, n_threads) once on every thread and returns when all are done.
-  void run_on_all(const std::function<void(int, int)>& fn);
-
   // Splits [0, n) into contiguous chunks of at least `grain` items and runs fn(begin, end) on
-  // them across the pool. Chunks are claimed dynamically, so uneven work stays balanced.
+  // them across the pool; returns when every chunk is done. Chunks are claimed dynamically, so
+  // uneven work stays balanced.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
-  void worker_loop(int index);
+  struct Job {
+    const std::function<void(int64_t, int64_t)>* fn = nullptr;
+    int64_t n = 0;
+    int64_t chunk = 1;
+    std::atomic<int64_t> next{0};
+  };
+
+  void worker_loop();
+  // Claims and runs chunks of the current job until none are left.
+  static void run_chunks(Job& job);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  Job job_;
+  // Bits 0..30: workers inside the current job; bit 31: job closed; bits 32..63: generation.
+  std::atomic<uint64_t> state_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
+  std::atomic<int> sleepers_{0};
 };
 
 }  // namespace moe

@@ -18,6 +18,7 @@
 #include "core/result.h"
 #include "formats/dtype.h"
 #include "formats/mapped_file.h"
+#include "formats/tensor_shape.h"
 
 namespace moe::formats {
 
@@ -65,6 +66,8 @@ struct GgufValue {
   bool is_array() const { return type == GgufValueType::kArray; }
   // Number of array elements (0 for scalars).
   size_t array_size() const;
+
+  bool operator==(const GgufValue&) const = default;
 };
 
 struct GgufTensorInfo {
@@ -166,6 +169,18 @@ class GgufWriter {
     TensorFiller fill;
     uint64_t n_bytes = 0;
   };
+  // Receives the file image in order, one piece at a time.
+  using ByteSink = std::function<Status(std::span<const uint8_t> bytes)>;
+
+  // Runs the checks add_tensor and add_tensor_lazy share; returns the tensor's byte size.
+  Result<uint64_t> check_new_tensor(std::string_view name, DType type, const std::vector<int64_t>& shape) const;
+  // Returns general.alignment if the caller set it (checked: a nonzero power-of-two u32), else 32.
+  Result<uint64_t> data_alignment() const;
+  // Returns the header, KVs, tensor infos and the padding up to the data section.
+  Result<std::vector<uint8_t>> encode_metadata(uint64_t alignment) const;
+  // Streams the whole file to `sink`, filling lazy tensors one at a time.
+  Status emit(const ByteSink& sink) const;
+
   std::vector<std::pair<std::string, GgufValue>> kvs_;
   std::vector<PendingTensor> tensors_;
   std::function<void(size_t, size_t)> progress_;

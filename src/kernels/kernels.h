@@ -32,7 +32,22 @@ struct TypeTraits {
   void (*from_float)(const float* src, void* dst, int64_t n);
   // Returns the dot product of n elements: `w` of this type and `x` of vec_dot_type.
   float (*vec_dot)(int64_t n, const void* w, const void* x);
+  // Converts activations to this type the way ggml's x86 CPU backend does before its dot
+  // products, so our logits follow llama.cpp's. Same as from_float except for Q8_0/Q8_1, where
+  // ggml's SIMD quantizer uses 127/amax (not 1/d) and rounds half to even (not half away from
+  // zero). Null for types that are never activations.
+  void (*from_float_activation)(const float* src, void* dst, int64_t n) = nullptr;
+  // Optional fast path of matmul_rows: dots of `n_rows` (1..kTileRows) W rows with `n_tokens`
+  // (1..kTileTokens) X rows into y[t * y_stride + r], each bit-identical to vec_dot. Null when
+  // the type has none (matmul_rows then loops vec_dot).
+  void (*vec_dot_tile)(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows,
+                       const uint8_t* x, size_t x_row_bytes, int n_tokens, float* y,
+                       int64_t y_stride) = nullptr;
 };
+
+// The largest tile vec_dot_tile takes: rows x tokens per pass.
+inline constexpr int kTileRows = 4;
+inline constexpr int kTileTokens = 4;
 
 // Returns the kernels for `type` on the best ISA, or nullptr if the type has none.
 const TypeTraits* type_traits(DType type);

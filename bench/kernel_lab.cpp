@@ -1,0 +1,140 @@
+// The kernel lab: matmul_rows (and so vec_dot) of every type on every ISA this CPU runs, over a
+// realistic expert matrix (2816 rows x 1024 columns, an FFN projection of a mid-size MoE).
+// Each case is checked once against the scalar reference before it is timed.
+//
+// Two settings per case: "hot" reuses one matrix (it stays in cache: compute bound) and "cold"
+// cycles through copies filling MOE_LAB_POOL_MB (default 1024 MiB, beyond the L3) so every weight
+// comes from DRAM, as experts do during decode. GB/s counts weight bytes read per second.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "kernels/kernels.h"
+
+namespace {
+
+using moe::DType;
+using moe::kernels::Isa;
+using moe::kernels::TypeTraits;
+
+constexpr int64_t kRows = 2816;
+constexpr int64_t kCols = 1024;
+
+struct Problem {
+  size_t w_row_bytes = 0;
+  size_t x_row_bytes = 0;
+  std::vector<uint8_t> weights;  // pool of kRows x kCols matrices, back to back
+  int64_t n_matrices = 0;
+  std::vector<uint8_t> x;        // n_tokens activation rows
+};
+
+std::vector<float> gaussian(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& f : v) f = dist(rng);
+  return v;
+}
+
+size_t pool_bytes() {
+  const char* env = std::getenv("MOE_LAB_POOL_MB");
+  return (env ? std::strtoull(env, nullptr, 10) : 1024) << 20;
+}
+
+Problem make_problem(const TypeTraits& wt, const TypeTraits& xt, int64_t n_tokens, bool cold) {
+  Problem p;
+  p.w_row_bytes = kCols / wt.block_size * wt.block_bytes;
+  p.x_row_bytes = kCols / xt.block_size * xt.block_bytes;
+  const size_t matrix_bytes = p.w_row_bytes * kRows;
+  p.n_matrices = cold ? static_cast<int64_t>(std::max<size_t>(1, pool_bytes() / matrix_bytes)) : 1;
+  p.weights.resize(matrix_bytes * p.n_matrices);
+  const std::vector<float> w = gaussian(kRows * kCols, 1);
+  wt.from_float(w.data(), p.weights.data(), kRows * kCols);
+  for (int64_t m = 1; m < p.n_matrices; ++m) {
+    std::memcpy(p.weights.data() + m * matrix_bytes, p.weights.data(), matrix_bytes);
+  }
+  p.x.resize(p.x_row_bytes * n_tokens);
+  const std::vector<float> x = gaussian(kCols * n_tokens, 2);
+  auto* convert = xt.from_float_activation ? xt.from_float_activation : xt.from_float;
+  convert(x.data(), p.x.data(), kCols * n_tokens);
+  return p;
+}
+
+// Returns an error message if matmul_rows of `wt` disagrees with the scalar vec_dot.
+std::string check(const TypeTraits& wt, const Problem& p, int64_t n_tokens) {
+  const TypeTraits& ref = *moe::kernels::type_traits(wt.type, Isa::kScalar);
+  const int64_t rows = 64;
+  std::vector<float> y(rows * n_tokens);
+  moe::kernels::matmul_rows(wt, p.weights.data(), p.w_row_bytes, kCols, p.x.data(), p.x_row_bytes,
+                            n_tokens, y.data(), rows, 0, rows);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float want = ref.vec_dot(kCols, p.weights.data() + r * p.w_row_bytes, p.x.data() + t * p.x_row_bytes);
+      if (std::fabs(y[t * rows + r] - want) > 1e-4f * (std::fabs(want) + 1.0f)) {
+        return "mismatch at row " + std::to_string(r) + ": " + std::to_string(y[t * rows + r]) +
+               " vs " + std::to_string(want);
+      }
+    }
+  }
+  return "";
+}
+
+void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_tokens, bool cold) {
+  const TypeTraits& wt = *moe::kernels::type_traits(type, isa);
+  const TypeTraits& xt = *moe::kernels::type_traits(wt.vec_dot_type, isa);
+  const Problem p = make_problem(wt, xt, n_tokens, cold);
+  if (const std::string error = check(wt, p, n_tokens); !error.empty()) {
+    state.SkipWithError(error.c_str());
+    return;
+  }
+  std::vector<float> y(kRows * n_tokens);
+  const size_t matrix_bytes = p.w_row_bytes * kRows;
+  int64_t m = 0;
+  for (auto _ : state) {
+    moe::kernels::matmul_rows(wt, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, p.x.data(),
+                              p.x_row_bytes, n_tokens, y.data(), kRows, 0, kRows);
+    benchmark::DoNotOptimize(y.data());
+    m = (m + 1) % p.n_matrices;
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["MB"] = static_cast<double>(matrix_bytes) / 1e6;
+}
+
+void register_all() {
+  const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16, DType::kF32,
+                         DType::kBF16, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
+  for (DType type : types) {
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      if (static_cast<int>(isa) > static_cast<int>(moe::kernels::best_isa())) continue;
+      for (int64_t n_tokens : {1, 4}) {
+        for (bool cold : {false, true}) {
+          const std::string name = "matmul_rows/" + std::string(moe::dtype_name(type)) + "/" +
+                                   moe::kernels::isa_name(isa) + "/tokens:" + std::to_string(n_tokens) +
+                                   (cold ? "/cold" : "/hot");
+          benchmark::RegisterBenchmark(name.c_str(), bm_matmul_rows, type, isa, n_tokens, cold)
+              ->Unit(benchmark::kMicrosecond)
+              ->MinTime(0.3);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("cpu", moe::describe_cpu_features());
+  register_all();
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

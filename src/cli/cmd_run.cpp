@@ -1,0 +1,145 @@
+// `moe run`: prompt in, generated text streamed to stdout, timings to stderr. Options follow
+// llama.cpp's names so existing scripts work.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+
+#include "cli/commands.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "model/context.h"
+#include "model/model.h"
+#include "runtime/generate.h"
+#include "tokenizer/vocab.h"
+
+namespace moe::cli {
+
+namespace {
+
+struct RunOptions {
+  std::string model_path;
+  std::string prompt;
+  std::string prompt_file;
+  std::string logits_out;
+  std::string cache_type = "f16";
+  int64_t n_predict = 128;
+  int64_t n_ctx = 4096;
+  int64_t n_batch = 512;
+  int threads = 0;
+  bool ignore_eos = false;
+  bool echo = false;
+  bool no_bos = false;
+  runtime::SamplerParams sampling;
+};
+
+Result<std::string> read_prompt(const RunOptions& o) {
+  if (!o.prompt_file.empty()) {
+    std::ifstream in(o.prompt_file, std::ios::binary);
+    if (!in) return make_error("cannot read prompt file '{}'", o.prompt_file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  return o.prompt;
+}
+
+Status write_logits(const std::string& path, std::span<const float> logits) {
+  // Raw little-endian float32, n_vocab values (x86 is little-endian).
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) return make_error("cannot open '{}' for writing", path);
+  const size_t written = std::fwrite(logits.data(), sizeof(float), logits.size(), f);
+  const bool closed = std::fclose(f) == 0;
+  if (written != logits.size() || !closed) return make_error("short write to '{}'", path);
+  return ok_status();
+}
+
+void print_timings(const runtime::GenerateStats& stats) {
+  auto rate = [](int64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
+  fmt::print(stderr, "\nprompt: {} tokens in {:.1f} ms ({:.2f} tokens/s)\n", stats.n_prompt,
+             stats.prompt_seconds * 1e3, rate(stats.n_prompt, stats.prompt_seconds));
+  fmt::print(stderr, "generation: {} tokens in {:.1f} ms ({:.2f} tokens/s), stopped by {}\n", stats.n_generated,
+             stats.generate_seconds * 1e3, rate(stats.n_generated, stats.generate_seconds), stats.stop_reason);
+}
+
+int run(const RunOptions& o) {
+  auto prompt_text = read_prompt(o);
+  if (!prompt_text.ok()) return report_error(prompt_text.error().message);
+  if (o.cache_type != "f16" && o.cache_type != "f32") {
+    return report_error(fmt::format("unsupported cache type '{}' (f16 or f32)", o.cache_type));
+  }
+  auto model = model::Model::load(o.model_path);
+  if (!model.ok()) return report_error(model.error().message);
+  auto vocab = tokenizer::load_vocab((*model)->file());
+  if (!vocab.ok()) return report_error(vocab.error().message);
+  if (vocab->size() != (*model)->hparams().n_vocab) {
+    return report_error(fmt::format("vocabulary has {} tokens but the model expects {}", vocab->size(),
+                                    (*model)->hparams().n_vocab));
+  }
+  std::vector<int32_t> prompt = tokenizer::tokenize(*vocab, *prompt_text, /*add_special=*/!o.no_bos,
+                                                    /*parse_special=*/false);
+  ThreadPool pool(resolve_threads(o.threads));
+  model::ContextParams cparams;
+  cparams.n_ctx = o.n_ctx;
+  cparams.n_ubatch = o.n_batch;
+  cparams.kv_type = o.cache_type == "f32" ? model::KvType::kF32 : model::KvType::kF16;
+  auto ctx = model::InferenceContext::create(**model, cparams, pool);
+  if (!ctx.ok()) return report_error(ctx.error().message);
+  MOE_LOG_INFO("moe: {} ({}), {} prompt tokens, {} threads", o.model_path, (*model)->hparams().arch, prompt.size(),
+               pool.size());
+
+  if (o.echo) {
+    std::fwrite(prompt_text->data(), 1, prompt_text->size(), stdout);
+    std::fflush(stdout);
+  }
+  runtime::GenerateParams params;
+  params.n_predict = o.n_predict;
+  params.ignore_eos = o.ignore_eos;
+  params.sampling = o.sampling;
+  Status logits_status;
+  auto on_logits = [&](std::span<const float> logits) {
+    if (!o.logits_out.empty()) logits_status = write_logits(o.logits_out, logits);
+  };
+  auto on_text = [](const std::string& piece) {
+    std::fwrite(piece.data(), 1, piece.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  };
+  auto stats = runtime::generate(**ctx, *vocab, prompt, params, on_text, on_logits);
+  if (!stats.ok()) return report_error(stats.error().message);
+  if (!logits_status.ok()) return report_error(logits_status.error().message);
+  print_timings(*stats);
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_run_command(CLI::App& app) {
+  auto o = std::make_shared<RunOptions>();
+  CLI::App* sub = app.add_subcommand("run", "Generate text from a prompt");
+  sub->add_option("-m,--model", o->model_path, "GGUF model file")->required();
+  sub->add_option("-p,--prompt", o->prompt, "Prompt text");
+  sub->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
+  sub->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until EOS)")->capture_default_str();
+  sub->add_option("-t,--threads", o->threads, "Threads (default: physical cores)");
+  sub->add_option("-c,--ctx-size", o->n_ctx, "Context size")->capture_default_str();
+  sub->add_option("-b,--batch-size", o->n_batch, "Prompt tokens per forward pass")->capture_default_str();
+  sub->add_option("--temp", o->sampling.temperature, "Temperature (0: greedy)")->capture_default_str();
+  sub->add_option("--top-k", o->sampling.top_k, "Top-k (0: off)")->capture_default_str();
+  sub->add_option("--top-p", o->sampling.top_p, "Top-p (1: off)")->capture_default_str();
+  sub->add_option("--min-p", o->sampling.min_p, "Min-p (0: off)")->capture_default_str();
+  sub->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Repetition penalty (1: off)")
+      ->capture_default_str();
+  sub->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the penalty looks back on")
+      ->capture_default_str();
+  sub->add_option("--seed", o->sampling.seed, "Sampling seed")->capture_default_str();
+  sub->add_option("--logits-out", o->logits_out, "Write the last prompt position's logits (raw f32 LE)");
+  sub->add_option("--cache-type-k,--ctk", o->cache_type, "KV cache type (keys and values): f16 or f32")->capture_default_str();
+  sub->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
+  sub->add_flag("--echo", o->echo, "Print the prompt before the generated text");
+  sub->add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
+  return [o] { return run(*o); };
+}
+
+}  // namespace moe::cli

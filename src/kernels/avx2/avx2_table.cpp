@@ -1,0 +1,48 @@
+// Which kernels AVX2 overrides in the scalar table.
+#include "kernels/avx2/avx2_kernels.h"
+#include "kernels/kernel_table.h"
+
+namespace moe::kernels::avx2 {
+
+void override_kernels(TypeTraits& t) {
+  switch (t.type) {
+    case DType::kF32:
+      t.vec_dot = vec_dot_f32;
+      break;
+    case DType::kF16:
+      t.to_float = to_float_f16;
+      t.from_float = from_float_f16;
+      t.from_float_activation = from_float_f16;
+      t.vec_dot = vec_dot_f16;
+      break;
+    case DType::kBF16:
+      t.to_float = to_float_bf16;
+      t.vec_dot = vec_dot_bf16;
+      break;
+    case DType::kQ4_0:
+      t.to_float = to_float_q4_0;
+      t.vec_dot = vec_dot_q4_0_q8_0;
+      break;
+    case DType::kQ4_1:
+      t.vec_dot = vec_dot_q4_1_q8_1;
+      break;
+    case DType::kQ5_0:
+      t.vec_dot = vec_dot_q5_0_q8_0;
+      break;
+    case DType::kQ5_1:
+      t.vec_dot = vec_dot_q5_1_q8_1;
+      break;
+    case DType::kQ8_0:
+      t.to_float = to_float_q8_0;
+      t.from_float_activation = from_float_activation_q8_0;
+      t.vec_dot = vec_dot_q8_0_q8_0;
+      break;
+    case DType::kQ8_1:
+      t.from_float_activation = from_float_activation_q8_1;
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace moe::kernels::avx2

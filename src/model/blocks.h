@@ -1,0 +1,54 @@
+// Blocks shared by the architectures: matrix products over a micro-batch, attention with the
+// KV cache, the dense SwiGLU FFN and the MoE FFN configured by MoeSpec.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/context.h"
+#include "model/tensor.h"
+
+namespace moe::model {
+
+// Activations converted to a weight type's vec_dot_type: n_tokens rows of row_bytes.
+struct ConvertedRows {
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+};
+
+// Converts n_tokens rows of n_cols floats (rows `x_stride` floats apart) to the type `w` pairs
+// with, into `buffer` (or points at x directly when that type is f32 and rows are packed).
+ConvertedRows convert_rows(ThreadPool& pool, const kernels::TypeTraits& w, const float* x, int64_t n_tokens,
+                           int64_t n_cols, std::vector<uint8_t>& buffer);
+
+// y[t * y_stride + r] = row r of matrix `matrix` of w . x[t]; parallel over rows.
+void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, int64_t n_tokens, float* y,
+            int64_t y_stride);
+
+// Convenience: converts x and multiplies, y is (n_tokens, w.n_rows()).
+void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
+                std::vector<uint8_t>& buffer);
+
+// RMS-normalises every token of ctx.hidden with `weight` into ctx.scratch.norm.
+void norm_tokens(LayerContext& ctx, const Tensor& weight);
+
+// Self-attention of llama-family layers: norm, Q/K/V, RoPE, cache store, causal softmax
+// attention (GQA), output projection, residual add.
+void attention_block(LayerContext& ctx, int layer);
+
+// FFN of a layer: dense SwiGLU or, when hp.layer_is_moe(layer), the routed-experts block.
+// Includes the norm and the residual add.
+void ffn_block(LayerContext& ctx, int layer);
+
+// Routing of one token: the chosen experts (in order of decreasing score) and their weights.
+struct RoutedToken {
+  std::vector<int> experts;
+  std::vector<float> weights;
+};
+
+// Picks the top-k experts from router logits per MoeSpec (softmax or sigmoid scores,
+// renormalisation, scaling).
+RoutedToken route_token(const MoeSpec& spec, const float* router_logits);
+
+}  // namespace moe::model

@@ -1,0 +1,108 @@
+// Running a model: the KV cache, scratch buffers and the evaluation loop that feeds micro-batches
+// of tokens through the architecture's layers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/result.h"
+#include "core/thread_pool.h"
+#include "model/model.h"
+
+namespace moe::model {
+
+enum class KvType { kF32, kF16 };
+
+struct ContextParams {
+  int64_t n_ctx = 2048;     // positions the KV cache holds
+  int64_t n_ubatch = 512;   // tokens per forward micro-batch
+  // F16 by default, as llama.cpp keeps its cache: half the memory, and the same rounding.
+  KvType kv_type = KvType::kF16;
+};
+
+// Keys and values of every layer for positions [0, n_ctx). Rows are position-major:
+// K of layer l at position p is k(l) + p * n_embd_k_gqa.
+class KvCache {
+ public:
+  KvCache(const HParams& hp, int64_t n_ctx, KvType type);
+
+  KvType type() const { return type_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // Stores one position's keys/values (float in, converted to the cache type).
+  void store_k(int layer, int64_t pos, const float* k);
+  void store_v(int layer, int64_t pos, const float* v);
+  // Returns one position's row of head `head` as float in `out`.
+  void load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+  void load_v(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+  // Returns the bytes held.
+  size_t bytes() const { return k_.size() + v_.size(); }
+
+ private:
+  KvType type_;
+  int64_t n_ctx_;
+  int64_t row_k_;
+  int64_t row_v_;
+  std::vector<uint8_t> k_;  // (n_layer, n_ctx, n_embd_k_gqa)
+  std::vector<uint8_t> v_;  // (n_layer, n_ctx, n_embd_v_gqa)
+  size_t elem_bytes() const { return type_ == KvType::kF16 ? 2 : 4; }
+};
+
+// Scratch space of one micro-batch, sized once for n_ubatch tokens.
+struct Scratch {
+  std::vector<float> norm;       // (n_tokens, n_embd) normalised input of a block
+  std::vector<float> q;          // (n_tokens, n_head * head_dim_k)
+  std::vector<float> k;          // (n_tokens, n_embd_k_gqa)
+  std::vector<float> v;          // (n_tokens, n_embd_v_gqa)
+  std::vector<float> attn_out;   // (n_tokens, n_head * head_dim_v)
+  std::vector<float> block_out;  // (n_tokens, n_embd)
+  std::vector<uint8_t> act;      // activations converted to a weight's vec_dot_type
+};
+
+// What an architecture's layer function works on.
+struct LayerContext {
+  const Model& model;
+  const HParams& hp;
+  ThreadPool& pool;
+  KvCache& kv;
+  Scratch& scratch;
+  int64_t n_tokens = 0;   // tokens in this micro-batch
+  int64_t pos0 = 0;       // position of the first of them
+  float* hidden = nullptr;  // (n_tokens, n_embd) residual stream, updated in place
+
+  const LayerWeights& layer(int index) const { return model.weights().layers[static_cast<size_t>(index)]; }
+};
+
+class InferenceContext {
+ public:
+  static Result<std::unique_ptr<InferenceContext>> create(const Model& model, const ContextParams& params,
+                                                          ThreadPool& pool);
+
+  // Appends `tokens` at position n_past() and runs them through the model; afterwards logits()
+  // holds the last token's logits. Errors (context full, token id out of range) leave the
+  // context unchanged.
+  Status eval(std::span<const int32_t> tokens);
+
+  std::span<const float> logits() const { return logits_; }
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return params_.n_ctx; }
+  // Forgets every position (the next eval starts at position 0).
+  void reset() { n_past_ = 0; }
+  const KvCache& kv_cache() const { return kv_; }
+
+ private:
+  InferenceContext(const Model& model, const ContextParams& params, ThreadPool& pool);
+  void eval_micro_batch(std::span<const int32_t> tokens, bool compute_logits);
+
+  const Model& model_;
+  ContextParams params_;
+  ThreadPool& pool_;
+  KvCache kv_;
+  Scratch scratch_;
+  std::vector<float> hidden_;
+  std::vector<float> logits_;
+  int64_t n_past_ = 0;
+};
+
+}  // namespace moe::model

@@ -1,0 +1,179 @@
+#include "model/random_model.h"
+
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "model/arch.h"
+
+namespace moe::model {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+uint64_t hash_name(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Small, fast generator of standard normal floats (xorshift64* + Box-Muller); its sequence is
+// fixed by this code, unlike std::normal_distribution's, so files are reproducible anywhere.
+class NormalSource {
+ public:
+  explicit NormalSource(uint64_t seed) : state_(splitmix64(seed) | 1) {}
+  float next() {
+    if (has_spare_) {
+      has_spare_ = false;
+      return spare_;
+    }
+    const double u1 = (static_cast<double>(next_u64() >> 11) + 0.5) * 0x1.0p-53;
+    const double u2 = static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+    const double radius = std::sqrt(-2.0 * std::log(u1));
+    spare_ = static_cast<float>(radius * std::sin(2.0 * std::numbers::pi * u2));
+    has_spare_ = true;
+    return static_cast<float>(radius * std::cos(2.0 * std::numbers::pi * u2));
+  }
+
+ private:
+  uint64_t next_u64() {
+    state_ ^= state_ >> 12;
+    state_ ^= state_ << 25;
+    state_ ^= state_ >> 27;
+    return state_ * 2685821657736338717ull;
+  }
+  uint64_t state_;
+  float spare_ = 0.0f;
+  bool has_spare_ = false;
+};
+
+struct InitRule {
+  float mean = 0.0f;
+  float std = 1.0f;
+};
+
+InitRule init_rule(const TensorDesc& desc, const RandomModelOptions& options) {
+  const auto n_in = static_cast<float>(desc.shape[0]);
+  if (desc.use == TensorUse::kNorm) return {1.0f, 0.1f};
+  if (desc.use == TensorUse::kEmbedding) return {0.0f, 1.0f};
+  if (desc.name == "output.weight") return {0.0f, options.output_scale / std::sqrt(n_in)};
+  return {0.0f, 1.0f / std::sqrt(n_in)};
+}
+
+DType tensor_type(const TensorDesc& desc, const RandomModelOptions& options) {
+  // Norms stay f32 as llama.cpp requires; routers stay f32 as llama-quantize keeps them.
+  if (desc.use == TensorUse::kNorm) return DType::kF32;
+  if (desc.name.find("ffn_gate_inp") != std::string::npos) return DType::kF32;
+  return options.weight_type;
+}
+
+Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t tensor_seed, ThreadPool& pool,
+                   std::span<uint8_t> out) {
+  const kernels::TypeTraits* traits = kernels::type_traits(type);
+  if (traits == nullptr || traits->from_float == nullptr) {
+    return make_error("cannot write tensor '{}' as {}: no quantizer", desc.name, dtype_name(type));
+  }
+  const int64_t n_cols = desc.shape[0];
+  const size_t row_bytes = *dtype_row_bytes(type, n_cols);
+  const int64_t n_rows = static_cast<int64_t>(out.size() / row_bytes);
+  pool.parallel_for(n_rows, 8, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(static_cast<size_t>(n_cols));
+    for (int64_t r = begin; r < end; ++r) {
+      NormalSource source(tensor_seed ^ splitmix64(static_cast<uint64_t>(r)));
+      for (float& x : row) x = rule.mean + rule.std * source.next();
+      traits->from_float(row.data(), out.data() + static_cast<size_t>(r) * row_bytes, n_cols);
+    }
+  });
+  return ok_status();
+}
+
+void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
+  using formats::GgufValue;
+  const std::string p = hp.arch + ".";
+  writer.set("general.architecture", GgufValue::string(hp.arch));
+  writer.set("general.name", GgufValue::string(hp.name.empty() ? "moe.cpp random " + hp.arch : hp.name));
+  writer.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(hp.n_ctx_train)));
+  writer.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(hp.n_embd)));
+  writer.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(hp.n_layer)));
+  writer.set(p + "feed_forward_length",
+             GgufValue::u32(static_cast<uint32_t>(hp.moe.is_moe() ? hp.n_ff_expert : hp.n_ff)));
+  writer.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(hp.n_head)));
+  writer.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(hp.n_head_kv)));
+  writer.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(hp.rms_eps));
+  writer.set(p + "rope.freq_base", GgufValue::f32(hp.rope_freq_base));
+  writer.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(hp.n_rot)));
+  writer.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(hp.n_vocab)));
+  if (hp.moe.is_moe()) {
+    writer.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(hp.moe.n_expert)));
+    writer.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(hp.moe.n_expert_used)));
+  }
+}
+
+}  // namespace
+
+Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
+                        formats::GgufWriter& writer) {
+  MOE_TRY(validate_hparams(hp));
+  MOE_ASSIGN_OR_RETURN(const ArchDef* arch, find_arch(hp.arch));
+  add_llama_family_metadata(hp, writer);
+  for (const SlottedDesc& item : arch->describe_tensors(hp)) {
+    const TensorDesc desc = item.desc;
+    const DType type = tensor_type(desc, options);
+    if (!dtype_row_bytes(type, desc.shape[0])) {
+      return make_error("tensor '{}': row of {} elements does not fit {} blocks", desc.name, desc.shape[0],
+                        dtype_name(type));
+    }
+    const InitRule rule = init_rule(desc, options);
+    const uint64_t tensor_seed = splitmix64(options.seed) ^ hash_name(desc.name);
+    MOE_TRY(writer.add_tensor_lazy(desc.name, type, desc.shape, [=, &pool](std::span<uint8_t> out) {
+      return fill_tensor(desc, type, rule, tensor_seed, pool, out);
+    }));
+  }
+  return ok_status();
+}
+
+Result<HParams> preset_hparams(const std::string& arch, const std::string& preset) {
+  HParams hp;
+  hp.arch = arch;
+  hp.n_ctx_train = 4096;
+  hp.rms_eps = 1e-5f;
+  hp.rope_freq_base = 10000.0f;
+  auto shape = [&](int64_t n_embd, int64_t n_layer, int64_t n_head, int64_t n_head_kv, int64_t n_ff, int n_expert,
+                   int n_expert_used) {
+    hp.n_embd = n_embd;
+    hp.n_layer = n_layer;
+    hp.n_head = n_head;
+    hp.n_head_kv = n_head_kv;
+    hp.n_ff = n_ff;
+    hp.n_ff_expert = n_ff;
+    hp.moe.n_expert = n_expert;
+    hp.moe.n_expert_used = n_expert_used;
+  };
+  if (preset == "tiny") {
+    shape(64, 2, 4, 2, 128, 0, 0);
+  } else if (preset == "tiny-moe") {
+    shape(64, 2, 4, 2, 96, 4, 2);
+  } else if (preset == "small-moe") {
+    shape(256, 4, 8, 4, 512, 8, 2);
+  } else if (preset == "mixtral-shaped") {
+    // Mixtral's proportions (head size 128, 4 query heads per KV head, 8 experts, top-2).
+    shape(1024, 8, 8, 2, 2816, 8, 2);
+    hp.rope_freq_base = 1000000.0f;
+  } else if (preset == "olmoe-shaped") {
+    shape(2048, 16, 16, 16, 1024, 64, 8);
+  } else {
+    return make_error("unknown preset '{}' (tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped)", preset);
+  }
+  hp.head_dim_k = hp.head_dim_v = hp.n_embd / hp.n_head;
+  hp.n_rot = hp.head_dim_k;
+  return hp;
+}
+
+}  // namespace moe::model

@@ -1,0 +1,35 @@
+// Writes models with random weights for any registered architecture, driven by the same tensor
+// descriptions the loader checks (so a generated file always loads). Used by `moe gen` for
+// tests, benchmarks and the embedded default. Deterministic for a seed, whatever the thread
+// count: every row draws from its own generator seeded by (seed, tensor name, row).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/result.h"
+#include "core/thread_pool.h"
+#include "formats/gguf.h"
+#include "model/hparams.h"
+
+namespace moe::model {
+
+struct RandomModelOptions {
+  DType weight_type = DType::kF32;  // type of matmul weights and the token embedding
+  uint64_t seed = 42;
+  // Logit spread: the output projection's std is this over sqrt(n_embd). Wider spreads make
+  // greedy decoding less sensitive to rounding, which matters when comparing engines.
+  float output_scale = 3.0f;
+};
+
+// Adds hyperparameter metadata and every tensor of `hp.arch` to `writer` (tensors filled lazily
+// at write time, one at a time). The caller adds tokenizer metadata and writes the file.
+Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
+                        formats::GgufWriter& writer);
+
+// Returns hyperparameters for a named preset shape ("tiny", "tiny-moe", "mixtral-shaped",
+// "olmoe-shaped"), with n_vocab left for the caller to set.
+Result<HParams> preset_hparams(const std::string& arch, const std::string& preset);
+
+}  // namespace moe::model

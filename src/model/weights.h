@@ -1,0 +1,67 @@
+// The weights of a model, addressed by slot so that one generic loader fills every
+// architecture's tensors from its description list.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "model/tensor.h"
+
+namespace moe::model {
+
+// Per-layer tensor slots. Shapes are ggml order (input dimension first).
+enum class LayerSlot : int {
+  kAttnNorm,      // (n_embd)
+  kWq,            // (n_embd, n_head * head_dim_k)
+  kWk,            // (n_embd, n_head_kv * head_dim_k)
+  kWv,            // (n_embd, n_head_kv * head_dim_v)
+  kWo,            // (n_head * head_dim_v, n_embd)
+  kFfnNorm,       // (n_embd)
+  kFfnGate,       // (n_embd, n_ff)          dense layers
+  kFfnUp,         // (n_embd, n_ff)
+  kFfnDown,       // (n_ff, n_embd)
+  kFfnGateInp,    // (n_embd, n_expert)      router
+  kFfnGateExps,   // (n_embd, n_ff_expert, n_expert)
+  kFfnUpExps,     // (n_embd, n_ff_expert, n_expert)
+  kFfnDownExps,   // (n_ff_expert, n_embd, n_expert)
+  kCount,
+};
+
+enum class GlobalSlot : int {
+  kTokenEmbd,     // (n_embd, n_vocab)
+  kOutputNorm,    // (n_embd)
+  kOutput,        // (n_embd, n_vocab); absent when tied to token_embd
+  kCount,
+};
+
+struct LayerWeights {
+  std::array<Tensor, static_cast<size_t>(LayerSlot::kCount)> slots;
+  const Tensor& operator[](LayerSlot s) const { return slots[static_cast<size_t>(s)]; }
+  Tensor& operator[](LayerSlot s) { return slots[static_cast<size_t>(s)]; }
+};
+
+struct ModelWeights {
+  std::array<Tensor, static_cast<size_t>(GlobalSlot::kCount)> globals;
+  std::vector<LayerWeights> layers;
+  const Tensor& operator[](GlobalSlot s) const { return globals[static_cast<size_t>(s)]; }
+  Tensor& operator[](GlobalSlot s) { return globals[static_cast<size_t>(s)]; }
+  // The output projection: `output` if present, else the tied token embedding.
+  const Tensor& output() const {
+    const Tensor& out = (*this)[GlobalSlot::kOutput];
+    return out.present() ? out : (*this)[GlobalSlot::kTokenEmbd];
+  }
+};
+
+// Where a described tensor goes: a global slot (layer < 0) or a slot of one layer.
+struct SlotRef {
+  int layer = -1;
+  int slot = 0;
+};
+
+struct SlottedDesc {
+  TensorDesc desc;
+  SlotRef where;
+};
+
+}  // namespace moe::model
