@@ -33,6 +33,7 @@ struct RunOptions {
   bool ignore_eos = false;
   bool echo = false;
   bool no_bos = false;
+  bool print_ids = false;
   runtime::SamplerParams sampling;
 };
 
@@ -109,6 +110,14 @@ int run(const RunOptions& o) {
   auto stats = runtime::generate(**ctx, *vocab, prompt, params, on_text, on_logits);
   if (!stats.ok()) return report_error(stats.error().message);
   if (!logits_status.ok()) return report_error(logits_status.error().message);
+  if (o.print_ids) {
+    std::string ids;
+    for (int32_t t : prompt) ids += fmt::format("{} ", t);
+    fmt::print(stderr, "\nprompt ids: {}\n", ids);
+    ids.clear();
+    for (int32_t t : stats->tokens) ids += fmt::format("{} ", t);
+    fmt::print(stderr, "generated ids: {}\n", ids);
+  }
   print_timings(*stats);
   return 0;
 }
@@ -139,6 +148,7 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
   sub->add_flag("--echo", o->echo, "Print the prompt before the generated text");
   sub->add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
+  sub->add_flag("--print-ids", o->print_ids, "Print prompt and generated token ids to stderr");
   return [o] { return run(*o); };
 }
 

@@ -30,6 +30,7 @@ Result<GenerateStats> generate(model::InferenceContext& ctx, const tokenizer::Vo
     const int32_t token = sampler.sample(ctx.logits());
     sampler.accept(token);
     ++stats.n_generated;
+    stats.tokens.push_back(token);
     if (!params.ignore_eos && vocab.is_eog(token)) {
       stats.stop_reason = "eos";
       break;

@@ -26,7 +26,8 @@ struct GenerateStats {
   double prompt_seconds = 0.0;
   int64_t n_generated = 0;
   double generate_seconds = 0.0;
-  std::string stop_reason;  // "length", "eos", "context"
+  std::string stop_reason;  // "length", "eos", "context", "stop"
+  std::vector<int32_t> tokens;  // the generated token ids
 };
 
 // Called with each newly completed piece of text (never a partial UTF-8 sequence). Return false

@@ -106,25 +106,24 @@ TEST_F(LoadErrors, HeadsNotDivisible) {
   EXPECT_NE(e.find("n_head (4) is not a multiple of n_head_kv (3)"), std::string::npos) << e;
 }
 
-TEST(ParameterCounts, MixtralShapedMatchesHandCount) {
-  // Hand count for 8 layers, n_embd 1024, 8 heads / 2 KV heads of 128, n_ff 2816, 8 experts,
-  // top-2, vocab 259+ (read back from the file):
-  //   attention per layer: q 1024*1024 + k 1024*256 + v 1024*256 + o 1024*1024 = 2,621,440
-  //   norms per layer: 2 * 1024 = 2,048;  router: 1024 * 8 = 8,192
-  //   one expert: 3 * 1024 * 2816 = 8,650,752;  8 experts: 69,206,016
-  //   per layer: 2,621,440 + 2,048 + 8,192 + 69,206,016 = 71,837,696;  8 layers: 574,701,568
-  //   embeddings + output: 2 * 1024 * n_vocab; output_norm: 1024
-  //   active: total - 8 layers * 6 unused experts * 8,650,752 = total - 415,236,096
-  TempFile file("mixtral-count");
-  ASSERT_TRUE(write_random_model(file.path, "mixtral-shaped", DType::kQ8_0, 1).ok());
+TEST(ParameterCounts, SmallMoeMatchesHandCount) {
+  // small-moe: 4 layers, n_embd 256, 8 heads / 4 KV heads of 32, n_ff 512, 8 experts, top-2.
+  //   attention per layer: q 256*256 + k 256*128 + v 256*128 + o 256*256 = 196,608
+  //   norms per layer: 2 * 256 = 512;  router: 256 * 8 = 2,048
+  //   one expert: 3 * 256 * 512 = 393,216;  8 experts: 3,145,728
+  //   per layer: 196,608 + 512 + 2,048 + 3,145,728 = 3,344,896;  4 layers: 13,379,584
+  //   embeddings + output: 2 * 256 * n_vocab; output_norm: 256
+  //   active: total - 4 layers * 6 unused experts * 393,216 = total - 9,437,184
+  TempFile file("small-moe-count");
+  ASSERT_TRUE(write_random_model(file.path, "small-moe", DType::kQ8_0, 1).ok());
   auto model = Model::load(file.path);
   ASSERT_TRUE(model.ok()) << model.error().message;
   const int64_t n_vocab = (*model)->hparams().n_vocab;
   const ParameterCounts counts = (*model)->parameter_counts();
-  const int64_t expected_total = 574701568 + 2 * 1024 * n_vocab + 1024;
+  const int64_t expected_total = 13379584 + 2 * 256 * n_vocab + 256;
   EXPECT_EQ(counts.total, expected_total);
-  EXPECT_EQ(counts.active, expected_total - 415236096);
-  EXPECT_EQ(counts.expert, 8 * 69206016);
+  EXPECT_EQ(counts.active, expected_total - 9437184);
+  EXPECT_EQ(counts.expert, 4 * 3145728);
 }
 
 }  // namespace

@@ -1,0 +1,170 @@
+// End-to-end tests of the `moe` binary: real processes, real files, exit codes and the
+// stdout/stderr contract scripts depend on.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+
+namespace {
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("moe-cli-" + std::to_string(::getpid()) + "-" + name)).string();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Runs `moe <args>` with stdout and stderr captured to files.
+CommandResult moe(const std::string& args) {
+  const std::string out = temp_path("stdout"), err = temp_path("stderr");
+  const std::string cmd = std::string(MOE_CLI_PATH) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_ = new std::string(temp_path("tiny-moe.gguf"));
+    const CommandResult r = moe("gen --preset tiny-moe --type q8_0 --seed 3 -q -o " + *model_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() {
+    std::remove(model_->c_str());
+    delete model_;
+  }
+  static std::string* model_;
+};
+std::string* Cli::model_ = nullptr;
+
+TEST_F(Cli, RunPrintsOnlyGeneratedTextOnStdoutAndTimingsOnStderr) {
+  const CommandResult r = moe("run -m " + *model_ + " -p 'Hello there' -n 16 --temp 0 --ignore-eos -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.find("Hello there"), std::string::npos) << "prompt must not be echoed by default";
+  EXPECT_NE(r.err.find("generation: 16 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos);
+}
+
+TEST_F(Cli, GreedyRunIsReproducibleAndThreadCountIndependent) {
+  const std::string args = " -p 'Once upon a time' -n 24 --temp 0 --ignore-eos";
+  const CommandResult a = moe("run -m " + *model_ + args + " -t 1");
+  const CommandResult b = moe("run -m " + *model_ + args + " -t 2");
+  ASSERT_EQ(a.exit_code, 0);
+  ASSERT_EQ(b.exit_code, 0);
+  EXPECT_EQ(a.out, b.out);
+}
+
+TEST_F(Cli, SeededSamplingIsReproducible) {
+  const std::string args = " -p 'abc' -n 24 --temp 1.0 --top-k 0 --top-p 1 --min-p 0 --ignore-eos";
+  const CommandResult a = moe("run -m " + *model_ + args + " --seed 7");
+  const CommandResult b = moe("run -m " + *model_ + args + " --seed 7");
+  const CommandResult c = moe("run -m " + *model_ + args + " --seed 8");
+  ASSERT_EQ(a.exit_code, 0);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out, c.out);
+}
+
+TEST_F(Cli, EchoPrintsThePrompt) {
+  const CommandResult r = moe("run -m " + *model_ + " -p 'Hello' -n 4 --temp 0 --echo");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Hello", 0), 0u);
+}
+
+TEST_F(Cli, PromptFromFileAndLogitsOut) {
+  const std::string prompt = temp_path("prompt.txt"), logits = temp_path("logits.bin");
+  std::ofstream(prompt) << "The quick brown fox";
+  const CommandResult r = moe("run -m " + *model_ + " -f " + prompt + " -n 1 --temp 0 --logits-out " + logits);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One f32 per vocabulary entry (the built-in vocabulary).
+  const CommandResult info = moe("inspect -m " + *model_ + " --no-tensors");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(info.out, m, std::regex("vocab (\\d+)")));
+  EXPECT_EQ(std::filesystem::file_size(logits), std::stoul(m[1]) * 4);
+  std::remove(prompt.c_str());
+  std::remove(logits.c_str());
+}
+
+TEST_F(Cli, ErrorsExitNonZeroWithAMessage) {
+  CommandResult r = moe("run -m /nonexistent/model.gguf -p hi");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/model.gguf"), std::string::npos) << r.err;
+  r = moe("run -m " + *model_ + " -p hi --ctk q3");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unsupported cache type 'q3'"), std::string::npos) << r.err;
+  r = moe("run -m " + *model_ + " -p 'a prompt longer than the context' -c 4 -n 8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("context is full"), std::string::npos) << r.err;
+  // A prompt that fits but leaves no room stops generation cleanly instead.
+  r = moe("run -m " + *model_ + " -p hi -c 3 -n 8 --ignore-eos");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("stopped by context"), std::string::npos) << r.err;
+  r = moe("run -p hi");
+  EXPECT_NE(r.exit_code, 0);
+  r = moe("frobnicate");
+  EXPECT_NE(r.exit_code, 0);
+  r = moe("gen --preset nope -o " + temp_path("never.gguf"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("unknown preset 'nope'"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(temp_path("never.gguf")));
+}
+
+TEST_F(Cli, NotAGgufFileIsAClearError) {
+  const std::string junk = temp_path("junk.gguf");
+  std::ofstream(junk) << "this is not a model";
+  const CommandResult r = moe("run -m " + junk + " -p hi");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("moe: error:"), std::string::npos) << r.err;
+  std::remove(junk.c_str());
+}
+
+TEST(CliGen, SameSeedWritesIdenticalFiles) {
+  const std::string a = temp_path("gen-a.gguf"), b = temp_path("gen-b.gguf");
+  ASSERT_EQ(moe("gen --preset tiny --type q4_0 --seed 9 -q -t 1 -o " + a).exit_code, 0);
+  ASSERT_EQ(moe("gen --preset tiny --type q4_0 --seed 9 -q -t 2 -o " + b).exit_code, 0);
+  EXPECT_EQ(slurp(a), slurp(b));
+  std::remove(a.c_str());
+  std::remove(b.c_str());
+}
+
+// The hand count for the Mixtral-shaped preset (8 layers, n_embd 1024, 8 heads / 2 KV heads of
+// 128, n_ff 2816, 8 experts, top-2):
+//   attention per layer: q 1024*1024 + k 1024*256 + v 1024*256 + o 1024*1024 = 2,621,440
+//   norms per layer 2,048; router 8,192; one expert 3*1024*2816 = 8,650,752 (x8 = 69,206,016)
+//   per layer 71,837,696; 8 layers 574,701,568; plus 2*1024*n_vocab embeddings/output + 1,024
+//   active = total - 8 layers * 6 unused experts * 8,650,752 = total - 415,236,096
+TEST(CliInspect, MixtralShapedParameterCountsMatchHandCount) {
+  const std::string path = temp_path("mixtral.gguf");
+  ASSERT_EQ(moe("gen --preset mixtral-shaped --type q4_0 -q -o " + path).exit_code, 0);
+  const CommandResult r = moe("inspect -m " + path + " --no-tensors");
+  std::remove(path.c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("vocab (\\d+)")));
+  const long long n_vocab = std::stoll(m[1]);
+  const long long total = 574701568LL + 2 * 1024 * n_vocab + 1024;
+  EXPECT_NE(r.out.find("total " + std::to_string(total) + " "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("active per token " + std::to_string(total - 415236096LL) + " "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MoE: 8 experts, top-2"), std::string::npos) << r.out;
+}
+
+}  // namespace
