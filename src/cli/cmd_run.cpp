@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <sstream>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "model/context.h"
 #include "model/model.h"
+#include "runtime/chat.h"
 #include "runtime/generate.h"
 #include "tokenizer/vocab.h"
 
@@ -34,6 +36,8 @@ struct RunOptions {
   bool echo = false;
   bool no_bos = false;
   bool print_ids = false;
+  bool chat = false;
+  std::string system_prompt;
   runtime::SamplerParams sampling;
 };
 
@@ -64,6 +68,47 @@ void print_timings(const runtime::GenerateStats& stats) {
              stats.generate_seconds * 1e3, rate(stats.n_generated, stats.generate_seconds), stats.stop_reason);
 }
 
+// Interactive chat: each line on stdin is a user turn; replies stream to stdout. The KV cache
+// keeps the conversation's common prefix between turns, so only new tokens are evaluated.
+int run_chat(const RunOptions& o, const model::Model& model, const tokenizer::Vocab& vocab,
+             model::InferenceContext& ctx) {
+  auto session = runtime::ChatSession::create(model.file(), vocab);
+  if (!session.ok()) return report_error(session.error().message);
+  if (session->used_fallback_template()) MOE_LOG_WARN("moe: the model has no chat template; using ChatML");
+  if (!o.system_prompt.empty()) session->add_message("system", o.system_prompt);
+  runtime::GenerateParams params;
+  params.n_predict = o.n_predict;
+  params.sampling = o.sampling;
+  std::vector<int32_t> evaluated;
+  std::string line;
+  for (;;) {
+    std::fputs("\n> ", stderr);
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line.empty()) continue;
+    session->add_message("user", line);
+    auto tokens = session->prompt_tokens();
+    if (!tokens.ok()) return report_error(tokens.error().message);
+    // Reuse the cached prefix; at least one token must be evaluated to get fresh logits.
+    const size_t keep = std::min(runtime::common_prefix(evaluated, *tokens), tokens->size() - 1);
+    ctx.truncate(static_cast<int64_t>(keep));
+    std::string reply;
+    auto on_text = [&](const std::string& piece) {
+      reply += piece;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return true;
+    };
+    const std::span<const int32_t> suffix(tokens->data() + keep, tokens->size() - keep);
+    auto stats = runtime::generate(ctx, vocab, suffix, params, on_text);
+    if (!stats.ok()) return report_error(stats.error().message);
+    evaluated.assign(tokens->begin(), tokens->end());
+    if (!stats->tokens.empty()) evaluated.insert(evaluated.end(), stats->tokens.begin(), stats->tokens.end() - 1);
+    session->add_message("assistant", reply);
+    std::fputc('\n', stdout);
+  }
+  return 0;
+}
+
 int run(const RunOptions& o) {
   auto prompt_text = read_prompt(o);
   if (!prompt_text.ok()) return report_error(prompt_text.error().message);
@@ -87,6 +132,7 @@ int run(const RunOptions& o) {
   cparams.kv_type = o.cache_type == "f32" ? model::KvType::kF32 : model::KvType::kF16;
   auto ctx = model::InferenceContext::create(**model, cparams, pool);
   if (!ctx.ok()) return report_error(ctx.error().message);
+  if (o.chat) return run_chat(o, **model, *vocab, **ctx);
   MOE_LOG_INFO("moe: {} ({}), {} prompt tokens, {} threads", o.model_path, (*model)->hparams().arch, prompt.size(),
                pool.size());
 
@@ -149,6 +195,8 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_flag("--echo", o->echo, "Print the prompt before the generated text");
   sub->add_flag("--no-bos", o->no_bos, "Do not add the BOS token");
   sub->add_flag("--print-ids", o->print_ids, "Print prompt and generated token ids to stderr");
+  sub->add_flag("--chat,-i,--interactive", o->chat, "Interactive chat with the model's chat template (stdin)");
+  sub->add_option("--system", o->system_prompt, "System message for --chat");
   return [o] { return run(*o); };
 }
 

@@ -2,6 +2,7 @@
 // of tokens through the architecture's layers.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -89,6 +90,9 @@ class InferenceContext {
   int64_t n_ctx() const { return params_.n_ctx; }
   // Forgets every position (the next eval starts at position 0).
   void reset() { n_past_ = 0; }
+  // Forgets positions from `n_keep` on, keeping the cache of the prefix (chat turns that share
+  // the conversation so far). No-op when n_keep >= n_past().
+  void truncate(int64_t n_keep) { n_past_ = std::clamp<int64_t>(n_keep, 0, n_past_); }
   const KvCache& kv_cache() const { return kv_; }
 
  private:

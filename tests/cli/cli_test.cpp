@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -27,10 +28,10 @@ std::string slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// Runs `moe <args>` with stdout and stderr captured to files.
-CommandResult moe(const std::string& args) {
+// Runs `moe <args>` with stdout and stderr captured to files and stdin from `stdin_path`.
+CommandResult moe(const std::string& args, const std::string& stdin_path = "/dev/null") {
   const std::string out = temp_path("stdout"), err = temp_path("stderr");
-  const std::string cmd = std::string(MOE_CLI_PATH) + " " + args + " >" + out + " 2>" + err + " </dev/null";
+  const std::string cmd = std::string(MOE_CLI_PATH) + " " + args + " >" + out + " 2>" + err + " <" + stdin_path;
   const int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -82,6 +83,18 @@ TEST_F(Cli, SeededSamplingIsReproducible) {
   ASSERT_EQ(a.exit_code, 0);
   EXPECT_EQ(a.out, b.out);
   EXPECT_NE(a.out, c.out);
+}
+
+TEST_F(Cli, ChatAnswersEachLineOfStdinAndReusesTheCache) {
+  const std::string input = temp_path("chat.txt");
+  std::ofstream(input) << "Hello\nHow are you?\n/exit\nnever read\n";
+  const CommandResult r = moe("run -m " + *model_ + " --chat --system 'Be brief' -n 8 --temp 0", input);
+  std::remove(input.c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Two turns answered, each ending in a newline (a random model may print more); the prompt
+  // markers go to stderr: one per turn read, plus the one answered by /exit.
+  EXPECT_GE(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '>'), 3) << r.err;
 }
 
 TEST_F(Cli, EchoPrintsThePrompt) {
