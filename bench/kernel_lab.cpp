@@ -1,5 +1,6 @@
 // The kernel lab: matmul_rows (and so vec_dot) of every type on every ISA this CPU runs, over a
-// realistic expert matrix (2816 rows x 1024 columns, an FFN projection of a mid-size MoE).
+// realistic expert matrix (2816 rows x 1024 columns, an FFN projection of a mid-size MoE), plus
+// the OLMoE expert shape (2048 x 1024) for Q4_K / Q6_K / Q8_0 decode.
 // Each case is checked once against the scalar reference before it is timed.
 //
 // Two settings per case: "hot" reuses one matrix (it stays in cache: compute bound) and "cold"
@@ -26,6 +27,7 @@ using moe::kernels::TypeTraits;
 
 constexpr int64_t kRows = 2816;
 constexpr int64_t kCols = 1024;
+constexpr int64_t kOlmoeRows = 2048;  // OLMoE expert projection: 2048 x 1024
 
 struct Problem {
   size_t w_row_bytes = 0;
@@ -48,15 +50,15 @@ size_t pool_bytes() {
   return (env ? std::strtoull(env, nullptr, 10) : 1024) << 20;
 }
 
-Problem make_problem(const TypeTraits& wt, const TypeTraits& xt, int64_t n_tokens, bool cold) {
+Problem make_problem(const TypeTraits& wt, const TypeTraits& xt, int64_t n_rows, int64_t n_tokens, bool cold) {
   Problem p;
   p.w_row_bytes = kCols / wt.block_size * wt.block_bytes;
   p.x_row_bytes = kCols / xt.block_size * xt.block_bytes;
-  const size_t matrix_bytes = p.w_row_bytes * kRows;
+  const size_t matrix_bytes = p.w_row_bytes * n_rows;
   p.n_matrices = cold ? static_cast<int64_t>(std::max<size_t>(1, pool_bytes() / matrix_bytes)) : 1;
   p.weights.resize(matrix_bytes * p.n_matrices);
-  const std::vector<float> w = gaussian(kRows * kCols, 1);
-  wt.from_float(w.data(), p.weights.data(), kRows * kCols);
+  const std::vector<float> w = gaussian(n_rows * kCols, 1);
+  wt.from_float(w.data(), p.weights.data(), n_rows * kCols);
   for (int64_t m = 1; m < p.n_matrices; ++m) {
     std::memcpy(p.weights.data() + m * matrix_bytes, p.weights.data(), matrix_bytes);
   }
@@ -86,20 +88,20 @@ std::string check(const TypeTraits& wt, const Problem& p, int64_t n_tokens) {
   return "";
 }
 
-void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_tokens, bool cold) {
+void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_rows, int64_t n_tokens, bool cold) {
   const TypeTraits& wt = *moe::kernels::type_traits(type, isa);
   const TypeTraits& xt = *moe::kernels::type_traits(wt.vec_dot_type, isa);
-  const Problem p = make_problem(wt, xt, n_tokens, cold);
+  const Problem p = make_problem(wt, xt, n_rows, n_tokens, cold);
   if (const std::string error = check(wt, p, n_tokens); !error.empty()) {
     state.SkipWithError(error.c_str());
     return;
   }
-  std::vector<float> y(kRows * n_tokens);
-  const size_t matrix_bytes = p.w_row_bytes * kRows;
+  std::vector<float> y(n_rows * n_tokens);
+  const size_t matrix_bytes = p.w_row_bytes * n_rows;
   int64_t m = 0;
   for (auto _ : state) {
     moe::kernels::matmul_rows(wt, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, p.x.data(),
-                              p.x_row_bytes, n_tokens, y.data(), kRows, 0, kRows);
+                              p.x_row_bytes, n_tokens, y.data(), n_rows, 0, n_rows);
     benchmark::DoNotOptimize(y.data());
     m = (m + 1) % p.n_matrices;
   }
@@ -109,8 +111,10 @@ void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_toke
 }
 
 void register_all() {
-  const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16, DType::kF32,
-                         DType::kBF16, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
+  const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16,  DType::kF32,   DType::kBF16,
+                         DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,  DType::kQ3_K,
+                         DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS,
+                         DType::kMXFP4};
   for (DType type : types) {
     for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
       if (static_cast<int>(isa) > static_cast<int>(moe::kernels::best_isa())) continue;
@@ -119,11 +123,22 @@ void register_all() {
           const std::string name = "matmul_rows/" + std::string(moe::dtype_name(type)) + "/" +
                                    moe::kernels::isa_name(isa) + "/tokens:" + std::to_string(n_tokens) +
                                    (cold ? "/cold" : "/hot");
-          benchmark::RegisterBenchmark(name.c_str(), bm_matmul_rows, type, isa, n_tokens, cold)
+          benchmark::RegisterBenchmark(name.c_str(), bm_matmul_rows, type, isa, kRows, n_tokens, cold)
               ->Unit(benchmark::kMicrosecond)
               ->MinTime(0.3);
         }
       }
+    }
+  }
+  // Decode of an OLMoE expert (2048 x 1024, one token, one thread): the K-quant hot path.
+  for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+    for (bool cold : {false, true}) {
+      const std::string name = "olmoe_expert/" + std::string(moe::dtype_name(type)) + "/" +
+                               moe::kernels::isa_name(moe::kernels::best_isa()) + (cold ? "/cold" : "/hot");
+      benchmark::RegisterBenchmark(name.c_str(), bm_matmul_rows, type, moe::kernels::best_isa(), kOlmoeRows,
+                                   int64_t{1}, cold)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
     }
   }
 }

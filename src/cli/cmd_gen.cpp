@@ -43,6 +43,7 @@ void apply_overrides(const GenOptions& o, model::HParams& hp) {
     hp.head_dim_k = hp.head_dim_v = hp.n_head > 0 ? hp.n_embd / hp.n_head : 0;
     hp.n_rot = hp.head_dim_k;
   }
+  model::apply_arch_defaults(hp);
 }
 
 // Copies every tokenizer.* key of a vocab GGUF (e.g. ../shared/testdata/vocab/*.gguf) and

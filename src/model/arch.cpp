@@ -5,7 +5,8 @@
 namespace moe::model {
 
 const std::vector<const ArchDef*>& all_archs() {
-  static const std::vector<const ArchDef*> archs = {&kArchLlama};
+  static const std::vector<const ArchDef*> archs = {&kArchLlama,   &kArchQwen2Moe, &kArchQwen3Moe,
+                                                     &kArchOlmoe,   &kArchDeepseek, &kArchGraniteMoe};
   return archs;
 }
 

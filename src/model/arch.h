@@ -33,5 +33,13 @@ const std::vector<const ArchDef*>& all_archs();
 // One definition per file in archs/; listed in arch.cpp (an explicit table rather than static
 // registrars, which a static library link would silently drop).
 extern const ArchDef kArchLlama;
+extern const ArchDef kArchQwen2Moe;
+extern const ArchDef kArchQwen3Moe;
+extern const ArchDef kArchOlmoe;
+extern const ArchDef kArchDeepseek;
+extern const ArchDef kArchGraniteMoe;
+
+// The layer of most architectures: attention block, then FFN block.
+void forward_standard_layer(LayerContext& ctx, int layer);
 
 }  // namespace moe::model

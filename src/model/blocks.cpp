@@ -73,7 +73,7 @@ void round_to_f16(float* x, int64_t n) {
 void attend_one_head(const LayerContext& ctx, int layer, const float* q, int64_t kv_head, int64_t n_pos, float* out,
                      std::vector<float>& scores, std::vector<float>& row) {
   const HParams& hp = ctx.hp;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
+  const float scale = hp.kq_scale != 0.0f ? hp.kq_scale : 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
   scores.resize(static_cast<size_t>(n_pos));
   row.resize(static_cast<size_t>(std::max(hp.head_dim_k, hp.head_dim_v)));
   for (int64_t p = 0; p < n_pos; ++p) {
@@ -104,19 +104,62 @@ void apply_rope(LayerContext& ctx, float* rows, int64_t n_heads, int64_t head_di
 
 }  // namespace
 
+namespace {
+
+// y (n_tokens, n) += bias (n) when the optional bias tensor is present.
+void add_bias(const Tensor& bias, float* y, int64_t n_tokens, int64_t n) {
+  if (!bias.present()) return;
+  for (int64_t t = 0; t < n_tokens; ++t) kernels::add(bias.f32(), y + t * n, n);
+}
+
+// RMSNorm of Q or K: per head (qwen3moe: weight of head_dim) or over each token's whole
+// projection (olmoe: weight of n_heads * head_dim).
+void norm_projection(const LayerContext& ctx, const Tensor& weight, float* rows, int64_t n_heads, int64_t head_dim) {
+  const HParams& hp = ctx.hp;
+  const bool per_head = hp.qk_norm == HParams::QkNorm::kPerHead;
+  const int64_t span = per_head ? head_dim : n_heads * head_dim;
+  const int64_t n_spans = ctx.n_tokens * (per_head ? n_heads : 1);
+  for (int64_t i = 0; i < n_spans; ++i) kernels::rms_norm(rows + i * span, weight.f32(), rows + i * span, span, hp.rms_eps);
+}
+
+void project_qkv(LayerContext& ctx, const LayerWeights& w) {
+  const HParams& hp = ctx.hp;
+  Scratch& s = ctx.scratch;
+  const int64_t n_t = ctx.n_tokens;
+  const int64_t n_q = hp.n_head * hp.head_dim_k;
+  s.q.resize(static_cast<size_t>(n_t * n_q));
+  s.k.resize(static_cast<size_t>(n_t * hp.n_embd_k_gqa()));
+  s.v.resize(static_cast<size_t>(n_t * hp.n_embd_v_gqa()));
+  matmul_f32(ctx.pool, w[LayerSlot::kWq], s.norm.data(), n_t, s.q.data(), s.act);
+  matmul_f32(ctx.pool, w[LayerSlot::kWk], s.norm.data(), n_t, s.k.data(), s.act);
+  matmul_f32(ctx.pool, w[LayerSlot::kWv], s.norm.data(), n_t, s.v.data(), s.act);
+  add_bias(w[LayerSlot::kBq], s.q.data(), n_t, n_q);
+  add_bias(w[LayerSlot::kBk], s.k.data(), n_t, hp.n_embd_k_gqa());
+  add_bias(w[LayerSlot::kBv], s.v.data(), n_t, hp.n_embd_v_gqa());
+  if (hp.qk_norm != HParams::QkNorm::kNone) {
+    norm_projection(ctx, w[LayerSlot::kAttnQNorm], s.q.data(), hp.n_head, hp.head_dim_k);
+    norm_projection(ctx, w[LayerSlot::kAttnKNorm], s.k.data(), hp.n_head_kv, hp.head_dim_k);
+  }
+
+}
+
+}  // namespace
+
+void add_residual(const LayerContext& ctx, float* block_out) {
+  const int64_t n = ctx.n_tokens * ctx.hp.n_embd;
+  if (ctx.hp.residual_scale != 0.0f) {
+    for (int64_t i = 0; i < n; ++i) block_out[i] *= ctx.hp.residual_scale;
+  }
+  kernels::add(block_out, ctx.hidden, n);
+}
+
 void attention_block(LayerContext& ctx, int layer) {
   const HParams& hp = ctx.hp;
   const LayerWeights& w = ctx.layer(layer);
   Scratch& s = ctx.scratch;
   const int64_t n_t = ctx.n_tokens;
   norm_tokens(ctx, w[LayerSlot::kAttnNorm]);
-
-  s.q.resize(static_cast<size_t>(n_t * hp.n_head * hp.head_dim_k));
-  s.k.resize(static_cast<size_t>(n_t * hp.n_embd_k_gqa()));
-  s.v.resize(static_cast<size_t>(n_t * hp.n_embd_v_gqa()));
-  matmul_f32(ctx.pool, w[LayerSlot::kWq], s.norm.data(), n_t, s.q.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWk], s.norm.data(), n_t, s.k.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWv], s.norm.data(), n_t, s.v.data(), s.act);
+  project_qkv(ctx, w);
   apply_rope(ctx, s.q.data(), hp.n_head, hp.head_dim_k);
   apply_rope(ctx, s.k.data(), hp.n_head_kv, hp.head_dim_k);
   for (int64_t t = 0; t < n_t; ++t) {
@@ -139,134 +182,8 @@ void attention_block(LayerContext& ctx, int layer) {
 
   s.block_out.resize(static_cast<size_t>(n_t * hp.n_embd));
   matmul_f32(ctx.pool, w[LayerSlot::kWo], s.attn_out.data(), n_t, s.block_out.data(), s.act);
-  kernels::add(s.block_out.data(), ctx.hidden, n_t * hp.n_embd);
-}
-
-RoutedToken route_token(const MoeSpec& spec, const float* router_logits) {
-  std::vector<float> scores(router_logits, router_logits + spec.n_expert);
-  if (spec.gating == GatingFunction::kSoftmax) {
-    kernels::softmax(scores.data(), spec.n_expert);
-  } else {
-    for (float& s : scores) s = 1.0f / (1.0f + std::exp(-s));
-  }
-  std::vector<int> order(static_cast<size_t>(spec.n_expert));
-  std::iota(order.begin(), order.end(), 0);
-  // Highest score first; ties go to the lower expert index.
-  std::partial_sort(order.begin(), order.begin() + spec.n_expert_used, order.end(),
-                    [&](int a, int b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
-  RoutedToken routed;
-  routed.experts.assign(order.begin(), order.begin() + spec.n_expert_used);
-  float sum = 0.0f;
-  for (int e : routed.experts) {
-    routed.weights.push_back(scores[static_cast<size_t>(e)]);
-    sum += scores[static_cast<size_t>(e)];
-  }
-  for (float& weight : routed.weights) {
-    if (spec.normalize_top_k) weight /= sum;
-    weight *= spec.routed_scale;
-  }
-  return routed;
-}
-
-namespace {
-
-void dense_ffn(LayerContext& ctx, const LayerWeights& w) {
-  const HParams& hp = ctx.hp;
-  const int64_t n_t = ctx.n_tokens;
-  const int64_t n_ff = w[LayerSlot::kFfnUp].n_rows();
-  std::vector<float> gate(static_cast<size_t>(n_t * n_ff)), up(gate.size());
-  Scratch& s = ctx.scratch;
-  matmul_f32(ctx.pool, w[LayerSlot::kFfnGate], s.norm.data(), n_t, gate.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kFfnUp], s.norm.data(), n_t, up.data(), s.act);
-  kernels::swiglu(gate.data(), up.data(), gate.data(), n_t * n_ff);
-  s.block_out.resize(static_cast<size_t>(n_t * hp.n_embd));
-  matmul_f32(ctx.pool, w[LayerSlot::kFfnDown], gate.data(), n_t, s.block_out.data(), s.act);
-}
-
-// The tokens of a micro-batch routed to one expert, with the slot (rank) each chose it at.
-struct ExpertGroup {
-  std::vector<int64_t> tokens;
-  std::vector<int> slots;
-};
-
-// Runs one expert over its token group; writes each token's result to its slot in `slot_out`
-// (n_tokens, n_expert_used, n_embd).
-void run_expert(LayerContext& ctx, const LayerWeights& w, int expert, const ExpertGroup& group, float* slot_out) {
-  const HParams& hp = ctx.hp;
-  const int64_t n = static_cast<int64_t>(group.tokens.size());
-  const int64_t n_ff = hp.n_ff_expert;
-  std::vector<float> input(static_cast<size_t>(n * hp.n_embd));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* src = ctx.scratch.norm.data() + group.tokens[static_cast<size_t>(i)] * hp.n_embd;
-    std::copy(src, src + hp.n_embd, input.data() + i * hp.n_embd);
-  }
-  std::vector<float> gate(static_cast<size_t>(n * n_ff)), up(gate.size()), down(static_cast<size_t>(n * hp.n_embd));
-  std::vector<uint8_t> buffer;
-  const Tensor& gate_w = w[LayerSlot::kFfnGateExps];
-  const Tensor& up_w = w[LayerSlot::kFfnUpExps];
-  const Tensor& down_w = w[LayerSlot::kFfnDownExps];
-  ConvertedRows rows = convert_rows(ctx.pool, *gate_w.traits, input.data(), n, hp.n_embd, buffer);
-  matmul(ctx.pool, gate_w, expert, rows, n, gate.data(), n_ff);
-  if (up_w.traits->vec_dot_type != gate_w.traits->vec_dot_type) {
-    rows = convert_rows(ctx.pool, *up_w.traits, input.data(), n, hp.n_embd, buffer);
-  }
-  matmul(ctx.pool, up_w, expert, rows, n, up.data(), n_ff);
-  kernels::swiglu(gate.data(), up.data(), gate.data(), n * n_ff);
-  rows = convert_rows(ctx.pool, *down_w.traits, gate.data(), n, n_ff, buffer);
-  matmul(ctx.pool, down_w, expert, rows, n, down.data(), hp.n_embd);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t t = group.tokens[static_cast<size_t>(i)];
-    float* dst = slot_out + (t * hp.moe.n_expert_used + group.slots[static_cast<size_t>(i)]) * hp.n_embd;
-    std::copy(down.data() + i * hp.n_embd, down.data() + (i + 1) * hp.n_embd, dst);
-  }
-}
-
-void moe_ffn(LayerContext& ctx, const LayerWeights& w) {
-  const HParams& hp = ctx.hp;
-  const MoeSpec& spec = hp.moe;
-  const int64_t n_t = ctx.n_tokens;
-  std::vector<float> router(static_cast<size_t>(n_t * spec.n_expert));
-  matmul_f32(ctx.pool, w[LayerSlot::kFfnGateInp], ctx.scratch.norm.data(), n_t, router.data(), ctx.scratch.act);
-
-  std::vector<RoutedToken> routes(static_cast<size_t>(n_t));
-  std::vector<ExpertGroup> groups(static_cast<size_t>(spec.n_expert));
-  for (int64_t t = 0; t < n_t; ++t) {
-    routes[static_cast<size_t>(t)] = route_token(spec, router.data() + t * spec.n_expert);
-    const RoutedToken& r = routes[static_cast<size_t>(t)];
-    for (int slot = 0; slot < spec.n_expert_used; ++slot) {
-      ExpertGroup& g = groups[static_cast<size_t>(r.experts[static_cast<size_t>(slot)])];
-      g.tokens.push_back(t);
-      g.slots.push_back(slot);
-    }
-  }
-  std::vector<float> slot_out(static_cast<size_t>(n_t * spec.n_expert_used * hp.n_embd));
-  for (int e = 0; e < spec.n_expert; ++e) {
-    if (!groups[static_cast<size_t>(e)].tokens.empty()) run_expert(ctx, w, e, groups[static_cast<size_t>(e)], slot_out.data());
-  }
-  // Weighted sum in slot order, as llama.cpp adds the weighted expert outputs.
-  Scratch& s = ctx.scratch;
-  s.block_out.assign(static_cast<size_t>(n_t * hp.n_embd), 0.0f);
-  for (int64_t t = 0; t < n_t; ++t) {
-    float* out = s.block_out.data() + t * hp.n_embd;
-    for (int slot = 0; slot < spec.n_expert_used; ++slot) {
-      const float* src = slot_out.data() + (t * spec.n_expert_used + slot) * hp.n_embd;
-      const float weight = routes[static_cast<size_t>(t)].weights[static_cast<size_t>(slot)];
-      for (int64_t i = 0; i < hp.n_embd; ++i) out[i] += src[i] * weight;
-    }
-  }
-}
-
-}  // namespace
-
-void ffn_block(LayerContext& ctx, int layer) {
-  const LayerWeights& w = ctx.layer(layer);
-  norm_tokens(ctx, w[LayerSlot::kFfnNorm]);
-  if (ctx.hp.layer_is_moe(layer)) {
-    moe_ffn(ctx, w);
-  } else {
-    dense_ffn(ctx, w);
-  }
-  kernels::add(ctx.scratch.block_out.data(), ctx.hidden, ctx.n_tokens * ctx.hp.n_embd);
+  add_bias(w[LayerSlot::kBo], s.block_out.data(), n_t, hp.n_embd);
+  add_residual(ctx, s.block_out.data());
 }
 
 }  // namespace moe::model

@@ -37,6 +37,9 @@ void norm_tokens(LayerContext& ctx, const Tensor& weight);
 // attention (GQA), output projection, residual add.
 void attention_block(LayerContext& ctx, int layer);
 
+// Adds a block's output to the residual stream (scaled by hp.residual_scale when set).
+void add_residual(const LayerContext& ctx, float* block_out);
+
 // FFN of a layer: dense SwiGLU or, when hp.layer_is_moe(layer), the routed-experts block.
 // Includes the norm and the residual add.
 void ffn_block(LayerContext& ctx, int layer);
@@ -47,8 +50,9 @@ struct RoutedToken {
   std::vector<float> weights;
 };
 
-// Picks the top-k experts from router logits per MoeSpec (softmax or sigmoid scores,
-// renormalisation, scaling).
-RoutedToken route_token(const MoeSpec& spec, const float* router_logits);
+// Picks the top-k experts from router logits per MoeSpec (softmax or sigmoid scores, optional
+// selection bias and group-limited routing, renormalisation, scaling). `selection_bias` may be
+// null.
+RoutedToken route_token(const MoeSpec& spec, const float* router_logits, const float* selection_bias = nullptr);
 
 }  // namespace moe::model

@@ -94,6 +94,9 @@ void InferenceContext::eval_micro_batch(std::span<const int32_t> tokens, bool co
   for (int64_t t = 0; t < n_t; ++t) {
     embd.traits->to_float(embd.row(tokens[static_cast<size_t>(t)]), hidden_.data() + t * hp.n_embd, hp.n_embd);
   }
+  if (hp.embedding_scale != 0.0f) {
+    for (float& x : hidden_) x *= hp.embedding_scale;
+  }
   LayerContext ctx{model_, hp, pool_, kv_, scratch_, n_t, n_past_, hidden_.data()};
   for (int layer = 0; layer < hp.n_layer; ++layer) model_.arch().forward_layer(ctx, layer);
   n_past_ += n_t;
@@ -104,6 +107,9 @@ void InferenceContext::eval_micro_batch(std::span<const int32_t> tokens, bool co
                     hp.n_embd, hp.rms_eps);
   logits_.resize(static_cast<size_t>(hp.n_vocab));
   matmul_f32(pool_, weights.output(), last.data(), 1, logits_.data(), scratch_.act);
+  if (hp.logit_scale != 0.0f) {
+    for (float& x : logits_) x /= hp.logit_scale;
+  }
 }
 
 }  // namespace moe::model

@@ -25,6 +25,15 @@ Result<int64_t> optional_int(const formats::GgufFile& file, const std::string& k
 
 }  // namespace
 
+Result<int64_t> read_int_key(const formats::GgufFile& file, const std::string& key, int64_t fallback) {
+  return optional_int(file, key, fallback);
+}
+
+Result<float> read_float_key(const formats::GgufFile& file, const std::string& key, float fallback) {
+  MOE_ASSIGN_OR_RETURN(auto value, file.get_f32_opt(key));
+  return value ? *value : fallback;
+}
+
 Result<HParams> read_llama_family_hparams(const formats::GgufFile& file, const std::string& arch) {
   HParams hp;
   hp.arch = arch;

@@ -23,6 +23,11 @@ struct MoeSpec {
   GatingFunction gating = GatingFunction::kSoftmax;
   bool normalize_top_k = true;  // renormalise the chosen experts' weights to sum to 1
   float routed_scale = 1.0f;    // multiplier on routed experts' weights
+  int64_t n_ff_shared = 0;      // FFN size of the shared expert(s) together (0: none)
+  bool shared_expert_gate = false;  // shared expert output scaled by sigmoid(w . x) (qwen2moe)
+  bool selection_bias = false;  // exp_probs_b added to scores for selection only (DeepSeek-V3)
+  int n_group = 0;              // expert groups for group-limited routing (0/1: off)
+  int n_group_used = 0;         // groups kept per token
 
   bool is_moe() const { return n_expert > 0; }
 };
@@ -47,10 +52,25 @@ struct HParams {
   kernels::RopeLayout rope_layout = kernels::RopeLayout::kNormal;
   MoeSpec moe;
 
+  // Attention variants.
+  enum class QkNorm { kNone, kPerHead, kWholeProjection };
+  QkNorm qk_norm = QkNorm::kNone;  // RMSNorm on Q and K before RoPE (qwen3moe per head, olmoe whole)
+  float kq_scale = 0.0f;           // 0: 1/sqrt(head_dim_k)
+
+  // Granite's multipliers (0: off).
+  float embedding_scale = 0.0f;
+  float residual_scale = 0.0f;
+  float logit_scale = 0.0f;        // logits are divided by it
+
   int64_t n_embd_k_gqa() const { return head_dim_k * n_head_kv; }
   int64_t n_embd_v_gqa() const { return head_dim_v * n_head_kv; }
   bool layer_is_moe(int64_t layer) const { return moe.is_moe() && layer >= moe.n_leading_dense; }
 };
+
+// Returns the common hyperparameter reader's view of the key "<arch>.<name>" as an integer, or
+// `fallback` when absent.
+Result<int64_t> read_int_key(const formats::GgufFile& file, const std::string& key, int64_t fallback);
+Result<float> read_float_key(const formats::GgufFile& file, const std::string& key, float fallback);
 
 // Reads the hyperparameters common to the llama family under `<arch>.` from `file`. Errors
 // name the missing or invalid key. Validates relationships (heads divide, k <= n_expert, ...).

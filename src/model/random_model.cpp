@@ -94,29 +94,58 @@ Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t t
   return ok_status();
 }
 
-void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
-  using formats::GgufValue;
-  const std::string p = hp.arch + ".";
-  writer.set("general.architecture", GgufValue::string(hp.arch));
-  writer.set("general.name", GgufValue::string(hp.name.empty() ? "moe.cpp random " + hp.arch : hp.name));
-  writer.set(p + "context_length", GgufValue::u32(static_cast<uint32_t>(hp.n_ctx_train)));
-  writer.set(p + "embedding_length", GgufValue::u32(static_cast<uint32_t>(hp.n_embd)));
-  writer.set(p + "block_count", GgufValue::u32(static_cast<uint32_t>(hp.n_layer)));
-  writer.set(p + "feed_forward_length",
-             GgufValue::u32(static_cast<uint32_t>(hp.moe.is_moe() ? hp.n_ff_expert : hp.n_ff)));
-  writer.set(p + "attention.head_count", GgufValue::u32(static_cast<uint32_t>(hp.n_head)));
-  writer.set(p + "attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(hp.n_head_kv)));
-  writer.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(hp.rms_eps));
-  writer.set(p + "rope.freq_base", GgufValue::f32(hp.rope_freq_base));
-  writer.set(p + "rope.dimension_count", GgufValue::u32(static_cast<uint32_t>(hp.n_rot)));
-  writer.set(p + "vocab_size", GgufValue::u32(static_cast<uint32_t>(hp.n_vocab)));
-  if (hp.moe.is_moe()) {
-    writer.set(p + "expert_count", GgufValue::u32(static_cast<uint32_t>(hp.moe.n_expert)));
-    writer.set(p + "expert_used_count", GgufValue::u32(static_cast<uint32_t>(hp.moe.n_expert_used)));
-  }
+}  // namespace
+
+namespace {
+
+// Architectures whose expert FFN size is llama.cpp's feed_forward_length (the others keep the
+// dense size there and the expert size under expert_feed_forward_length).
+bool experts_use_feed_forward_length(const std::string& arch) {
+  return arch == "llama" || arch == "olmoe" || arch == "granitemoe";
 }
 
 }  // namespace
+
+void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
+  using formats::GgufValue;
+  const std::string p = hp.arch + ".";
+  auto u32 = [](int64_t v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
+  writer.set("general.architecture", GgufValue::string(hp.arch));
+  writer.set("general.name", GgufValue::string(hp.name.empty() ? "moe.cpp random " + hp.arch : hp.name));
+  writer.set(p + "context_length", u32(hp.n_ctx_train));
+  writer.set(p + "embedding_length", u32(hp.n_embd));
+  writer.set(p + "block_count", u32(hp.n_layer));
+  const bool ff_is_expert = hp.moe.is_moe() && experts_use_feed_forward_length(hp.arch);
+  writer.set(p + "feed_forward_length", u32(ff_is_expert ? hp.n_ff_expert : hp.n_ff));
+  writer.set(p + "attention.head_count", u32(hp.n_head));
+  writer.set(p + "attention.head_count_kv", u32(hp.n_head_kv));
+  if (hp.head_dim_k * hp.n_head != hp.n_embd || hp.head_dim_v != hp.head_dim_k) {
+    writer.set(p + "attention.key_length", u32(hp.head_dim_k));
+    writer.set(p + "attention.value_length", u32(hp.head_dim_v));
+  }
+  writer.set(p + "attention.layer_norm_rms_epsilon", GgufValue::f32(hp.rms_eps));
+  writer.set(p + "rope.freq_base", GgufValue::f32(hp.rope_freq_base));
+  writer.set(p + "rope.dimension_count", u32(hp.n_rot));
+  writer.set(p + "vocab_size", u32(hp.n_vocab));
+  if (hp.arch == "granitemoe") {
+    writer.set(p + "logit_scale", GgufValue::f32(hp.logit_scale));
+    writer.set(p + "residual_scale", GgufValue::f32(hp.residual_scale));
+    writer.set(p + "embedding_scale", GgufValue::f32(hp.embedding_scale));
+    writer.set(p + "attention.scale", GgufValue::f32(hp.kq_scale));
+  }
+  if (!hp.moe.is_moe()) return;
+  writer.set(p + "expert_count", u32(hp.moe.n_expert));
+  writer.set(p + "expert_used_count", u32(hp.moe.n_expert_used));
+  if (!experts_use_feed_forward_length(hp.arch)) writer.set(p + "expert_feed_forward_length", u32(hp.n_ff_expert));
+  if (hp.moe.n_ff_shared > 0 && hp.arch != "deepseek") {
+    writer.set(p + "expert_shared_feed_forward_length", u32(hp.moe.n_ff_shared));
+  }
+  if (hp.arch == "deepseek") {
+    writer.set(p + "leading_dense_block_count", u32(hp.moe.n_leading_dense));
+    writer.set(p + "expert_shared_count", u32(hp.moe.n_expert_shared));
+    writer.set(p + "expert_weights_scale", GgufValue::f32(hp.moe.routed_scale));
+  }
+}
 
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer) {
@@ -125,6 +154,8 @@ Status add_random_model(const HParams& hp, const RandomModelOptions& options, Th
   add_llama_family_metadata(hp, writer);
   for (const SlottedDesc& item : arch->describe_tensors(hp)) {
     const TensorDesc desc = item.desc;
+    // Optional biases are left out (an untied output projection is written).
+    if (!desc.required && desc.name.ends_with(".bias")) continue;
     const DType type = tensor_type(desc, options);
     if (!dtype_row_bytes(type, desc.shape[0])) {
       return make_error("tensor '{}': row of {} elements does not fit {} blocks", desc.name, desc.shape[0],
@@ -173,7 +204,41 @@ Result<HParams> preset_hparams(const std::string& arch, const std::string& prese
   }
   hp.head_dim_k = hp.head_dim_v = hp.n_embd / hp.n_head;
   hp.n_rot = hp.head_dim_k;
+  apply_arch_defaults(hp);
   return hp;
+}
+
+void apply_arch_defaults(HParams& hp) {
+  const std::string& a = hp.arch;
+  hp.moe.n_ff_shared = 0;
+  hp.moe.n_expert_shared = 0;
+  hp.moe.n_leading_dense = 0;
+  hp.moe.shared_expert_gate = false;
+  if (a == "qwen2moe" || a == "qwen3moe" || a == "deepseek") hp.n_ff = 2 * hp.n_ff_expert;  // dense size
+  if (a == "qwen2moe") {
+    hp.moe.n_ff_shared = hp.n_ff;
+    hp.moe.shared_expert_gate = true;
+    hp.moe.normalize_top_k = false;
+  } else if (a == "qwen3moe") {
+    // Qwen3 heads are wider than n_embd / n_head (e.g. 2048 wide, 32 heads of 128).
+    hp.head_dim_k = hp.head_dim_v = 2 * hp.n_embd / hp.n_head;
+    hp.n_rot = hp.head_dim_k;
+    hp.qk_norm = HParams::QkNorm::kPerHead;
+  } else if (a == "olmoe") {
+    hp.n_head_kv = hp.n_head;  // OLMoE has no GQA (llama.cpp sizes k_norm by n_embd)
+    hp.qk_norm = HParams::QkNorm::kWholeProjection;
+    hp.moe.normalize_top_k = false;
+  } else if (a == "deepseek") {
+    hp.moe.n_leading_dense = 1;
+    hp.moe.n_expert_shared = 2;
+    hp.moe.n_ff_shared = 2 * hp.n_ff_expert;
+    hp.moe.normalize_top_k = false;
+  } else if (a == "granitemoe") {
+    hp.embedding_scale = 12.0f;
+    hp.residual_scale = 0.22f;
+    hp.kq_scale = 0.0078125f;
+    hp.logit_scale = 6.0f;
+  }
 }
 
 }  // namespace moe::model

@@ -28,6 +28,14 @@ struct RandomModelOptions {
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer);
 
+// Sets the general.* and <arch>.* hyperparameter keys llama.cpp reads for `hp` (shared with the
+// trainer's export, so trained and random models carry the same metadata).
+void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer);
+
+// Sets what an architecture derives from the basic shape (shared-expert size, leading dense
+// layers, Qwen3's wider heads, Granite's multipliers...). Call again after changing the shape.
+void apply_arch_defaults(HParams& hp);
+
 // Returns hyperparameters for a named preset shape ("tiny", "tiny-moe", "mixtral-shaped",
 // "olmoe-shaped"), with n_vocab left for the caller to set.
 Result<HParams> preset_hparams(const std::string& arch, const std::string& preset);

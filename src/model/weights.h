@@ -25,6 +25,18 @@ enum class LayerSlot : int {
   kFfnGateExps,   // (n_embd, n_ff_expert, n_expert)
   kFfnUpExps,     // (n_embd, n_ff_expert, n_expert)
   kFfnDownExps,   // (n_ff_expert, n_embd, n_expert)
+  // Optional or architecture-specific tensors.
+  kBq,            // (n_head * head_dim_k)   attention biases
+  kBk,            // (n_embd_k_gqa)
+  kBv,            // (n_embd_v_gqa)
+  kBo,            // (n_embd)
+  kAttnQNorm,     // (head_dim_k) per head, or (n_head * head_dim_k) over the projection
+  kAttnKNorm,     // (head_dim_k) per head, or (n_embd_k_gqa)
+  kFfnGateInpShexp,  // (n_embd)                 sigmoid gate of the shared expert (qwen2moe)
+  kFfnGateShexp,  // (n_embd, n_ff_shared)
+  kFfnUpShexp,    // (n_embd, n_ff_shared)
+  kFfnDownShexp,  // (n_ff_shared, n_embd)
+  kExpProbsB,     // (n_expert)                 selection bias (DeepSeek-V3 routing)
   kCount,
 };
 

@@ -138,7 +138,11 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTripBound{DType::kBF16, 3e-3}, RoundTripBound{DType::kQ8_0, 8e-3},
                       RoundTripBound{DType::kQ8_1, 8e-3}, RoundTripBound{DType::kQ4_0, 0.12},
                       RoundTripBound{DType::kQ4_1, 0.11}, RoundTripBound{DType::kQ5_0, 0.06},
-                      RoundTripBound{DType::kQ5_1, 0.055}),
+                      RoundTripBound{DType::kQ5_1, 0.055}, RoundTripBound{DType::kQ2_K, 0.31},
+                      RoundTripBound{DType::kQ3_K, 0.16}, RoundTripBound{DType::kQ4_K, 0.075},
+                      RoundTripBound{DType::kQ5_K, 0.038}, RoundTripBound{DType::kQ6_K, 0.019},
+                      RoundTripBound{DType::kQ8_K, 7.2e-3}, RoundTripBound{DType::kIQ4_NL, 0.08},
+                      RoundTripBound{DType::kIQ4_XS, 0.08}, RoundTripBound{DType::kMXFP4, 0.12}),
     [](const auto& info) { return "type" + std::to_string(static_cast<int>(info.param.type)); });
 
 // Every ISA's to_float / from_float / from_float_activation equals the scalar one exactly.
@@ -175,7 +179,9 @@ TEST_P(ConversionTest, SimdEqualsScalarBitForBit) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, ConversionTest,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0,
                                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
-                                           DType::kQ8_0, DType::kQ8_1),
+                                           DType::kQ8_0, DType::kQ8_1, DType::kQ2_K, DType::kQ3_K,
+                                           DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_K,
+                                           DType::kIQ4_NL, DType::kIQ4_XS, DType::kMXFP4),
                          [](const auto& info) { return "type" + std::to_string(static_cast<int>(info.param)); });
 
 // The activation quantizer keeps the dot product of Q8_0 close to the float one.

@@ -44,12 +44,16 @@ float run_dot(const TypeTraits& t, const DotCase& c, int64_t n, size_t offset) {
   return t.vec_dot(n, w.data(), x.data());
 }
 
+int64_t block_of(DType type) { return type_traits(type, Isa::kScalar)->block_size; }
+
 bool is_float_type(DType type) { return type == DType::kF32 || type == DType::kF16 || type == DType::kBF16; }
 
 std::vector<int64_t> test_lengths(DType type) {
   if (is_float_type(type)) return {1, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 1000, 1024, 4096, 4097, 4133};
+  // Whole blocks only: 32 elements for the Q4/Q5/Q8/IQ4_NL/MXFP4 blocks, 256 for K-quant super-blocks.
+  const int64_t block = type_traits(type, Isa::kScalar)->block_size;
   std::vector<int64_t> lengths;
-  for (int64_t blocks : {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 127, 128, 129, 131}) lengths.push_back(32 * blocks);
+  for (int64_t blocks : {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 31, 32, 33, 64, 127, 128, 129, 131}) lengths.push_back(block * blocks);
   return lengths;
 }
 
@@ -79,7 +83,7 @@ TEST_P(VecDotTest, MatchesScalarAcrossLengthsAndOffsets) {
 
 TEST_P(VecDotTest, EveryMisalignmentAtOneLength) {
   const DType type = GetParam();
-  const int64_t n = 32 * 37;
+  const int64_t n = block_of(type) * 37;
   const DotCase c = make_case(type, n, 7);
   const float expected = run_dot(*type_traits(type, Isa::kScalar), c, n, 0);
   for (Isa isa : available_isas()) {
@@ -97,7 +101,7 @@ TEST_P(VecDotTest, ZeroWeightsGiveZero) {
   for (Isa isa : available_isas()) {
     const TypeTraits& t = *type_traits(type, isa);
     const TypeTraits& xt = *type_traits(t.vec_dot_type, isa);
-    const int64_t n = 32 * 9;
+    const int64_t n = block_of(type) * 9;
     std::vector<float> zeros(n, 0.0f);
     const std::vector<float> xf = gaussian(n, 3);
     std::vector<uint8_t> w(row_bytes(t, n)), x(row_bytes(xt, n));
@@ -114,7 +118,7 @@ TEST_P(VecDotTest, QuantizedDotsIdenticalAcrossSimdIsas) {
   const DType type = GetParam();
   if (is_float_type(type) || best_isa() != Isa::kAvx512) GTEST_SKIP() << "needs AVX-512 and a quantized type";
   for (int64_t blocks : {1, 2, 3, 32, 33, 129}) {
-    const int64_t n = 32 * blocks;
+    const int64_t n = block_of(type) * blocks;
     const DotCase c = make_case(type, n, static_cast<uint32_t>(blocks));
     EXPECT_EQ(run_dot(*type_traits(type, Isa::kAvx2), c, n, 0), run_dot(*type_traits(type, Isa::kAvx512), c, n, 5))
         << "n=" << n;
@@ -136,7 +140,7 @@ TEST_P(MatmulRowsTest, EqualsLoopOfVecDot) {
   for (Isa isa : available_isas()) {
     const TypeTraits& wt = *type_traits(type, isa);
     const TypeTraits& xt = *type_traits(wt.vec_dot_type, isa);
-    const int64_t n_cols = is_float_type(type) ? 32 * 11 + 5 : 32 * 11;
+    const int64_t n_cols = is_float_type(type) ? 32 * 11 + 5 : block_of(type) * 11;
     const int64_t n_rows = 11;
     const size_t w_row = row_bytes(wt, n_cols), x_row = row_bytes(xt, n_cols);
     std::vector<uint8_t> w(w_row * n_rows);
@@ -178,7 +182,11 @@ TEST(KernelTable, EveryTypeOnEveryIsaHasItsPairing) {
   }
   EXPECT_EQ(type_traits(DType::kQ4_0)->vec_dot_type, DType::kQ8_0);
   EXPECT_EQ(type_traits(DType::kQ5_1)->vec_dot_type, DType::kQ8_1);
-  EXPECT_EQ(type_traits(DType::kQ2_K), nullptr);
+  EXPECT_EQ(type_traits(DType::kQ4_K)->vec_dot_type, DType::kQ8_K);
+  EXPECT_EQ(type_traits(DType::kIQ4_XS)->vec_dot_type, DType::kQ8_K);
+  EXPECT_EQ(type_traits(DType::kIQ4_NL)->vec_dot_type, DType::kQ8_0);
+  EXPECT_EQ(type_traits(DType::kMXFP4)->vec_dot_type, DType::kQ8_0);
+  EXPECT_EQ(type_traits(DType::kI8), nullptr);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Which kernels AVX-512 overrides (on top of the AVX2 table, see kernels.cpp).
 #include "kernels/avx512/avx512_kernels.h"
+#include "kernels/avx512/avx512_kquants.h"
 #include "kernels/kernel_table.h"
 
 namespace moe::kernels::avx512 {
@@ -32,6 +33,10 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
       break;
     case DType::kQ8_1:
       t.from_float_activation = from_float_activation_q8_1;
+      break;
+    case DType::kQ4_K:
+      t.vec_dot = vec_dot_q4_k_q8_k;
+      t.vec_dot_tile = tile_q4_k_q8_k;
       break;
     default:
       break;

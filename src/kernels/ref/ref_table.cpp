@@ -5,6 +5,7 @@
 #include "kernels/blocks.h"
 #include "kernels/kernel_table.h"
 #include "kernels/ref/ref_kernels.h"
+#include "kernels/ref/ref_kquants.h"
 
 namespace moe::kernels::ref {
 
@@ -32,6 +33,27 @@ constexpr std::array kTable = {
     // Q8_1 only ever holds activations (ggml has no Q8_1 weight dot either).
     TypeTraits{DType::kQ8_1, kQK8_1, sizeof(BlockQ8_1), DType::kQ8_1, to_float_q8_1,
                from_float_q8_1, nullptr, from_float_activation_q8_1},
+    // K-quants pair with Q8_K; Q8_K (like Q8_1) only ever holds activations. ggml's x86 build
+    // quantizes Q8_K activations with its reference quantizer, so from_float serves both.
+    TypeTraits{DType::kQ2_K, kQK_K, sizeof(BlockQ2_K), DType::kQ8_K, to_float_q2_k, from_float_q2_k,
+               vec_dot_q2_k_q8_k, nullptr},
+    TypeTraits{DType::kQ3_K, kQK_K, sizeof(BlockQ3_K), DType::kQ8_K, to_float_q3_k, from_float_q3_k,
+               vec_dot_q3_k_q8_k, nullptr},
+    TypeTraits{DType::kQ4_K, kQK_K, sizeof(BlockQ4_K), DType::kQ8_K, to_float_q4_k, from_float_q4_k,
+               vec_dot_q4_k_q8_k, nullptr},
+    TypeTraits{DType::kQ5_K, kQK_K, sizeof(BlockQ5_K), DType::kQ8_K, to_float_q5_k, from_float_q5_k,
+               vec_dot_q5_k_q8_k, nullptr},
+    TypeTraits{DType::kQ6_K, kQK_K, sizeof(BlockQ6_K), DType::kQ8_K, to_float_q6_k, from_float_q6_k,
+               vec_dot_q6_k_q8_k, nullptr},
+    TypeTraits{DType::kQ8_K, kQK_K, sizeof(BlockQ8_K), DType::kQ8_K, to_float_q8_k, from_float_q8_k,
+               nullptr, from_float_q8_k},
+    TypeTraits{DType::kIQ4_NL, kQK4_NL, sizeof(BlockIQ4_NL), DType::kQ8_0, to_float_iq4_nl,
+               from_float_iq4_nl, vec_dot_iq4_nl_q8_0, nullptr},
+    TypeTraits{DType::kIQ4_XS, kQK_K, sizeof(BlockIQ4_XS), DType::kQ8_K, to_float_iq4_xs,
+               from_float_iq4_xs, vec_dot_iq4_xs_q8_k, nullptr},
+    // GPT-OSS experts; paired with Q8_0 as in ggml.
+    TypeTraits{DType::kMXFP4, kQK_MXFP4, sizeof(BlockMXFP4), DType::kQ8_0, to_float_mxfp4,
+               from_float_mxfp4, vec_dot_mxfp4_q8_0, nullptr},
 };
 
 }  // namespace
