@@ -31,8 +31,8 @@ struct TempFile {
 // Writes a random model of `preset` (built-in byte vocab) to `path`; `edit` may change the
 // hyperparameters first.
 inline Status write_random_model(const std::string& path, const std::string& preset, DType type, uint64_t seed,
-                                 const std::function<void(HParams&)>& edit = {}) {
-  MOE_ASSIGN_OR_RETURN(HParams hp, preset_hparams("llama", preset));
+                                 const std::function<void(HParams&)>& edit = {}, const std::string& arch = "llama") {
+  MOE_ASSIGN_OR_RETURN(HParams hp, preset_hparams(arch, preset));
   if (edit) edit(hp);
   formats::GgufWriter writer;
   const tokenizer::VocabData vocab = tokenizer::builtin_byte_vocab();
