@@ -14,6 +14,9 @@ using CommandRunner = std::function<int()>;
 CommandRunner add_run_command(CLI::App& app);
 CommandRunner add_inspect_command(CLI::App& app);
 CommandRunner add_gen_command(CLI::App& app);
+CommandRunner add_tokenize_command(CLI::App& app);
+CommandRunner add_detokenize_command(CLI::App& app);
+CommandRunner add_train_command(CLI::App& app);
 
 // Prints "moe: error: <message>" to stderr and returns the failure exit status.
 int report_error(const std::string& message);

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
   add(moe::cli::add_run_command);
   add(moe::cli::add_inspect_command);
   add(moe::cli::add_gen_command);
+  add(moe::cli::add_tokenize_command);
+  add(moe::cli::add_detokenize_command);
+  add(moe::cli::add_train_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

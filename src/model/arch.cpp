@@ -6,7 +6,7 @@ namespace moe::model {
 
 const std::vector<const ArchDef*>& all_archs() {
   static const std::vector<const ArchDef*> archs = {&kArchLlama,   &kArchQwen2Moe, &kArchQwen3Moe,
-                                                     &kArchOlmoe,   &kArchDeepseek, &kArchGraniteMoe};
+                                                     &kArchOlmoe,   &kArchDeepseek, &kArchGraniteMoe, &kArchDeepseek2, &kArchGptOss, &kArchDots1};
   return archs;
 }
 

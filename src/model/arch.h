@@ -38,6 +38,9 @@ extern const ArchDef kArchQwen3Moe;
 extern const ArchDef kArchOlmoe;
 extern const ArchDef kArchDeepseek;
 extern const ArchDef kArchGraniteMoe;
+extern const ArchDef kArchDeepseek2;
+extern const ArchDef kArchGptOss;
+extern const ArchDef kArchDots1;
 
 // The layer of most architectures: attention block, then FFN block.
 void forward_standard_layer(LayerContext& ctx, int layer);

@@ -11,7 +11,7 @@
 namespace moe::model {
 
 KvCache::KvCache(const HParams& hp, int64_t n_ctx, KvType type)
-    : type_(type), n_ctx_(n_ctx), row_k_(hp.n_embd_k_gqa()), row_v_(hp.n_embd_v_gqa()) {
+    : type_(type), n_ctx_(n_ctx), row_k_(hp.n_embd_k_gqa()), row_v_(hp.cache_v_in_k ? 0 : hp.n_embd_v_gqa()) {
   k_.resize(static_cast<size_t>(hp.n_layer * n_ctx * row_k_) * elem_bytes());
   v_.resize(static_cast<size_t>(hp.n_layer * n_ctx * row_v_) * elem_bytes());
 }

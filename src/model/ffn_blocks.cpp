@@ -48,9 +48,9 @@ RoutedToken route_token(const MoeSpec& spec, const float* router_logits, const f
   std::vector<float> scores(router_logits, router_logits + spec.n_expert);
   if (spec.gating == GatingFunction::kSoftmax) {
     kernels::softmax(scores.data(), spec.n_expert);
-  } else {
+  } else if (spec.gating == GatingFunction::kSigmoid) {
     for (float& s : scores) s = 1.0f / (1.0f + std::exp(-s));
-  }
+  }  // kSoftmaxWeight: the raw logits select; the chosen ones are softmaxed below.
   const std::vector<float> selection = selection_scores(spec, scores, selection_bias);
   std::vector<int> order(static_cast<size_t>(spec.n_expert));
   std::iota(order.begin(), order.end(), 0);
@@ -62,11 +62,10 @@ RoutedToken route_token(const MoeSpec& spec, const float* router_logits, const f
   RoutedToken routed;
   routed.experts.assign(order.begin(), order.begin() + spec.n_expert_used);
   // The weights are the unbiased scores; their sum is taken in double and clamped as ggml does.
+  for (int e : routed.experts) routed.weights.push_back(scores[static_cast<size_t>(e)]);
+  if (spec.gating == GatingFunction::kSoftmaxWeight) kernels::softmax(routed.weights.data(), spec.n_expert_used);
   double sum = 0.0;
-  for (int e : routed.experts) {
-    routed.weights.push_back(scores[static_cast<size_t>(e)]);
-    sum += scores[static_cast<size_t>(e)];
-  }
+  for (float weight : routed.weights) sum += weight;
   const float divisor = std::max(static_cast<float>(sum), 6.103515625e-5f);
   for (float& weight : routed.weights) {
     if (spec.normalize_top_k) weight /= divisor;

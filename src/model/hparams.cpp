@@ -34,7 +34,8 @@ Result<float> read_float_key(const formats::GgufFile& file, const std::string& k
   return value ? *value : fallback;
 }
 
-Result<HParams> read_llama_family_hparams(const formats::GgufFile& file, const std::string& arch) {
+Result<HParams> read_llama_family_hparams(const formats::GgufFile& file, const std::string& arch,
+                                          bool yarn_supported) {
   HParams hp;
   hp.arch = arch;
   if (auto name = file.get_string_opt("general.name"); name.ok() && name->has_value()) hp.name = **name;
@@ -58,17 +59,32 @@ Result<HParams> read_llama_family_hparams(const formats::GgufFile& file, const s
   if (base) hp.rope_freq_base = *base;
   MOE_ASSIGN_OR_RETURN(auto scaling_type, file.get_string_opt(p + "rope.scaling.type"));
   MOE_ASSIGN_OR_RETURN(auto scaling_factor, file.get_f32_opt(p + "rope.scaling.factor"));
-  if (scaling_type && *scaling_type != "none" && *scaling_type != "linear") {
+  hp.yarn.enabled = yarn_supported && scaling_type && *scaling_type == "yarn";
+  if (scaling_type && *scaling_type != "none" && *scaling_type != "linear" && !hp.yarn.enabled) {
     return make_error("{}: rope scaling type '{}' is not supported for this architecture", arch, *scaling_type);
   }
-  if (scaling_factor && *scaling_factor > 0.0f && (!scaling_type || *scaling_type == "linear")) {
+  // llama.cpp takes rope.scaling.factor for any scaling type but "none".
+  if (scaling_factor && *scaling_factor > 0.0f && (!scaling_type || *scaling_type != "none")) {
     hp.rope_freq_scale = 1.0f / *scaling_factor;
+  }
+  if (hp.yarn.enabled) {
+    MOE_ASSIGN_OR_RETURN(hp.yarn.n_ctx_orig,
+                         optional_int(file, p + "rope.scaling.original_context_length", hp.n_ctx_train));
+    MOE_ASSIGN_OR_RETURN(hp.yarn.log_mul, read_float_key(file, p + "rope.scaling.yarn_log_multiplier", 0.0f));
+    MOE_ASSIGN_OR_RETURN(hp.yarn.attn_factor, read_float_key(file, p + "rope.scaling.attn_factor", 1.0f));
   }
   MOE_ASSIGN_OR_RETURN(int64_t n_expert, optional_int(file, p + "expert_count", 0));
   MOE_ASSIGN_OR_RETURN(int64_t n_expert_used, optional_int(file, p + "expert_used_count", 0));
   if (n_expert > kMaxExperts) return make_error("key '{}expert_count' is absurd: {}", p, n_expert);
   hp.moe.n_expert = static_cast<int>(n_expert);
   hp.moe.n_expert_used = static_cast<int>(n_expert_used);
+  MOE_ASSIGN_OR_RETURN(int64_t n_group, optional_int(file, p + "expert_group_count", 0));
+  MOE_ASSIGN_OR_RETURN(int64_t n_group_used, optional_int(file, p + "expert_group_used_count", 0));
+  if (n_group > kMaxExperts || n_group_used > n_group) {
+    return make_error("{}: expert_group_used_count {} must be within expert_group_count {}", arch, n_group_used, n_group);
+  }
+  hp.moe.n_group = static_cast<int>(n_group);
+  hp.moe.n_group_used = static_cast<int>(n_group_used);
   if (auto vocab = file.find("tokenizer.ggml.tokens"); vocab != nullptr) {
     hp.n_vocab = static_cast<int64_t>(vocab->array_size());
   }
@@ -106,6 +122,13 @@ Status validate_hparams(const HParams& hp) {
                         hp.moe.n_expert);
     }
     MOE_TRY(positive(hp.n_ff_expert, "n_ff_expert", kMaxEmbd * 16));
+    if (hp.moe.n_group > 1) {
+      if (hp.moe.n_expert % hp.moe.n_group != 0 || hp.moe.n_group_used <= 0 ||
+          hp.moe.n_expert_used > (hp.moe.n_expert / hp.moe.n_group) * hp.moe.n_group_used) {
+        return make_error("{}: {} experts in {} groups with {} groups used cannot give top-{}", a, hp.moe.n_expert,
+                          hp.moe.n_group, hp.moe.n_group_used, hp.moe.n_expert_used);
+      }
+    }
   } else {
     MOE_TRY(positive(hp.n_ff, "n_ff", kMaxEmbd * 16));
   }

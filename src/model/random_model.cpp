@@ -61,7 +61,12 @@ struct InitRule {
 
 InitRule init_rule(const TensorDesc& desc, const RandomModelOptions& options) {
   const auto n_in = static_cast<float>(desc.shape[0]);
-  if (desc.use == TensorUse::kNorm) return {1.0f, 0.1f};
+  // Biases of blocks that write to the residual stream (gpt-oss) are centred on zero: with a mean
+  // of one every layer adds the same vector to every position and greedy decoding collapses onto
+  // one token. Other biases keep the norm rule (recorded references depend on it).
+  const bool residual_bias = desc.name.ends_with(".bias") &&
+                             (desc.name.ends_with("attn_output.bias") || desc.name.find(".ffn_") != std::string::npos);
+  if (desc.use == TensorUse::kNorm) return {residual_bias ? 0.0f : 1.0f, 0.1f};
   if (desc.use == TensorUse::kEmbedding) return {0.0f, 1.0f};
   if (desc.name == "output.weight") return {0.0f, options.output_scale / std::sqrt(n_in)};
   return {0.0f, 1.0f / std::sqrt(n_in)};
@@ -127,17 +132,42 @@ void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
   writer.set(p + "rope.freq_base", GgufValue::f32(hp.rope_freq_base));
   writer.set(p + "rope.dimension_count", u32(hp.n_rot));
   writer.set(p + "vocab_size", u32(hp.n_vocab));
+  if (hp.yarn.enabled) {
+    writer.set(p + "rope.scaling.type", GgufValue::string("yarn"));
+    writer.set(p + "rope.scaling.factor", GgufValue::f32(1.0f / hp.rope_freq_scale));
+    writer.set(p + "rope.scaling.original_context_length", u32(hp.yarn.n_ctx_orig));
+    if (hp.yarn.log_mul != 0.0f) writer.set(p + "rope.scaling.yarn_log_multiplier", GgufValue::f32(hp.yarn.log_mul));
+  }
+  if (hp.n_swa > 0) writer.set(p + "attention.sliding_window", u32(hp.n_swa));
   if (hp.arch == "granitemoe") {
     writer.set(p + "logit_scale", GgufValue::f32(hp.logit_scale));
     writer.set(p + "residual_scale", GgufValue::f32(hp.residual_scale));
     writer.set(p + "embedding_scale", GgufValue::f32(hp.embedding_scale));
     writer.set(p + "attention.scale", GgufValue::f32(hp.kq_scale));
   }
+  if (hp.mla.kv_lora_rank > 0) {
+    // Always written: llama.cpp requires q_lora_rank unless the layer count is a "lite" one.
+    writer.set(p + "attention.q_lora_rank", u32(hp.mla.q_lora_rank));
+    writer.set(p + "attention.kv_lora_rank", u32(hp.mla.kv_lora_rank));
+    writer.set(p + "attention.key_length_mla", u32(hp.mla.head_dim_k));
+    writer.set(p + "attention.value_length_mla", u32(hp.mla.head_dim_v));
+  }
   if (!hp.moe.is_moe()) return;
   writer.set(p + "expert_count", u32(hp.moe.n_expert));
   writer.set(p + "expert_used_count", u32(hp.moe.n_expert_used));
   if (!experts_use_feed_forward_length(hp.arch)) writer.set(p + "expert_feed_forward_length", u32(hp.n_ff_expert));
-  if (hp.moe.n_ff_shared > 0 && hp.arch != "deepseek") {
+  if (hp.moe.n_group > 1) {
+    writer.set(p + "expert_group_count", u32(hp.moe.n_group));
+    writer.set(p + "expert_group_used_count", u32(hp.moe.n_group_used));
+  }
+  if (hp.arch == "dots1" || hp.arch == "deepseek2") {
+    writer.set(p + "leading_dense_block_count", u32(hp.moe.n_leading_dense));
+    writer.set(p + "expert_shared_count", u32(hp.moe.n_expert_shared));
+    writer.set(p + "expert_weights_scale", GgufValue::f32(hp.moe.routed_scale));
+    writer.set(p + "expert_weights_norm", GgufValue::boolean(hp.moe.normalize_top_k));
+    writer.set(p + "expert_gating_func", u32(hp.moe.gating == GatingFunction::kSigmoid ? 2 : 1));
+  }
+  if (hp.moe.n_ff_shared > 0 && hp.arch != "deepseek" && hp.arch != "dots1" && hp.arch != "deepseek2") {
     writer.set(p + "expert_shared_feed_forward_length", u32(hp.moe.n_ff_shared));
   }
   if (hp.arch == "deepseek") {
@@ -187,20 +217,33 @@ Result<HParams> preset_hparams(const std::string& arch, const std::string& prese
     hp.moe.n_expert = n_expert;
     hp.moe.n_expert_used = n_expert_used;
   };
-  if (preset == "tiny") {
+  // "<preset>-v3": deepseek2 with DeepSeek-V3's routing and YaRN (see apply_arch_defaults).
+  const bool v3 = preset.ends_with("-v3");
+  const std::string base = v3 ? preset.substr(0, preset.size() - 3) : preset;
+  if (v3 && arch != "deepseek2") return make_error("preset '{}' is for --arch deepseek2 only", preset);
+  if (v3) {
+    hp.moe.gating = GatingFunction::kSigmoid;
+    // YaRN x4 over a quarter of the context, V3's mscale_all_dim 1 (stored as 0.1).
+    hp.rope_freq_scale = 0.25f;
+    hp.yarn.enabled = true;
+    hp.yarn.n_ctx_orig = hp.n_ctx_train / 4;
+    hp.yarn.log_mul = 0.1f;
+  }
+  if (base == "tiny") {
     shape(64, 2, 4, 2, 128, 0, 0);
-  } else if (preset == "tiny-moe") {
+  } else if (base == "tiny-moe") {
     shape(64, 2, 4, 2, 96, 4, 2);
-  } else if (preset == "small-moe") {
+  } else if (base == "small-moe") {
     shape(256, 4, 8, 4, 512, 8, 2);
-  } else if (preset == "mixtral-shaped") {
+  } else if (base == "mixtral-shaped") {
     // Mixtral's proportions (head size 128, 4 query heads per KV head, 8 experts, top-2).
     shape(1024, 8, 8, 2, 2816, 8, 2);
     hp.rope_freq_base = 1000000.0f;
-  } else if (preset == "olmoe-shaped") {
+  } else if (base == "olmoe-shaped") {
     shape(2048, 16, 16, 16, 1024, 64, 8);
   } else {
-    return make_error("unknown preset '{}' (tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped)", preset);
+    return make_error("unknown preset '{}' (tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped; deepseek2 also "
+                      "tiny-moe-v3, small-moe-v3)", preset);
   }
   hp.head_dim_k = hp.head_dim_v = hp.n_embd / hp.n_head;
   hp.n_rot = hp.head_dim_k;
@@ -208,13 +251,49 @@ Result<HParams> preset_hparams(const std::string& arch, const std::string& prese
   return hp;
 }
 
+namespace {
+
+// DeepSeek-V2's proportions on the preset's width: query/key heads of n_embd / n_head without
+// RoPE plus half that with RoPE (V2: 128 + 64), a latent KV of n_embd / 2, one shared expert.
+// Tiny widths take V2-Lite's plain attn_q; wider ones compress Q as well. Sigmoid gating
+// (the "-v3" presets) brings V3's renormalised top-k, selection bias, routed scale and groups.
+void set_deepseek2_defaults(HParams& hp) {
+  const int64_t head = hp.n_embd / hp.n_head;
+  hp.n_rot = head / 2;
+  hp.mla.head_dim_k = head + hp.n_rot;
+  hp.mla.head_dim_v = head;
+  hp.mla.kv_lora_rank = hp.n_embd / 2;
+  hp.mla.q_lora_rank = hp.n_embd >= 128 ? hp.n_embd / 2 : 0;
+  // What llama.cpp caches: one KV head holding the latent and the RoPE key; V is its prefix.
+  hp.n_head_kv = 1;
+  hp.head_dim_k = hp.mla.kv_lora_rank + hp.n_rot;
+  hp.head_dim_v = hp.mla.kv_lora_rank;
+  hp.cache_v_in_k = true;
+  hp.moe.n_leading_dense = 1;
+  hp.moe.n_expert_shared = 1;
+  hp.moe.n_ff_shared = hp.n_ff_expert;
+  const bool v3 = hp.moe.gating == GatingFunction::kSigmoid;
+  hp.moe.normalize_top_k = v3;
+  hp.moe.selection_bias = v3;
+  hp.moe.routed_scale = v3 ? 2.5f : 1.0f;
+  if (v3 && hp.moe.n_expert >= 4 && hp.moe.n_expert % 2 == 0) {
+    hp.moe.n_group = hp.moe.n_expert % 4 == 0 && hp.moe.n_expert >= 8 ? 4 : 2;
+    hp.moe.n_group_used = hp.moe.n_group / 2;
+  }
+}
+
+}  // namespace
+
 void apply_arch_defaults(HParams& hp) {
   const std::string& a = hp.arch;
   hp.moe.n_ff_shared = 0;
+  hp.moe.n_group = hp.moe.n_group_used = 0;
   hp.moe.n_expert_shared = 0;
   hp.moe.n_leading_dense = 0;
   hp.moe.shared_expert_gate = false;
-  if (a == "qwen2moe" || a == "qwen3moe" || a == "deepseek") hp.n_ff = 2 * hp.n_ff_expert;  // dense size
+  if (a == "qwen2moe" || a == "qwen3moe" || a == "deepseek" || a == "dots1" || a == "deepseek2") {
+    hp.n_ff = 2 * hp.n_ff_expert;  // dense size
+  }
   if (a == "qwen2moe") {
     hp.moe.n_ff_shared = hp.n_ff;
     hp.moe.shared_expert_gate = true;
@@ -233,6 +312,33 @@ void apply_arch_defaults(HParams& hp) {
     hp.moe.n_expert_shared = 2;
     hp.moe.n_ff_shared = 2 * hp.n_ff_expert;
     hp.moe.normalize_top_k = false;
+  } else if (a == "dots1") {
+    hp.n_head_kv = hp.n_head;  // llama.cpp's dots1 sizes K and V by n_head (dots.llm1 has no GQA)
+    hp.qk_norm = HParams::QkNorm::kPerHead;
+    hp.moe.n_leading_dense = 1;
+    hp.moe.n_expert_shared = 1;
+    hp.moe.n_ff_shared = hp.n_ff_expert;
+    hp.moe.gating = GatingFunction::kSigmoid;
+    hp.moe.selection_bias = true;
+    hp.moe.normalize_top_k = true;
+    hp.moe.routed_scale = 2.5f;
+    // Group-limited routing when the expert count allows it (DeepSeek-V3 uses 8 groups, 4 kept).
+    if (hp.moe.n_expert >= 8 && hp.moe.n_expert % 4 == 0) {
+      hp.moe.n_group = 4;
+      hp.moe.n_group_used = 2;
+    }
+  } else if (a == "gpt-oss") {
+    // gpt-oss-20b's layout: heads wider than n_embd / n_head, every other layer windowed, YaRN
+    // x32 over a 4096-token original context; windows small enough that short prompts cross them.
+    hp.head_dim_k = hp.head_dim_v = hp.n_rot = 2 * hp.n_embd / hp.n_head;
+    hp.n_swa = hp.n_embd <= 64 ? 8 : 16;
+    hp.swa_period = 2;
+    hp.rope_freq_base = 150000.0f;
+    hp.rope_freq_scale = 1.0f / 32.0f;
+    hp.yarn.enabled = true;
+    hp.yarn.n_ctx_orig = 4096;
+  } else if (a == "deepseek2") {
+    set_deepseek2_defaults(hp);
   } else if (a == "granitemoe") {
     hp.embedding_scale = 12.0f;
     hp.residual_scale = 0.22f;

@@ -37,6 +37,19 @@ enum class LayerSlot : int {
   kFfnUpShexp,    // (n_embd, n_ff_shared)
   kFfnDownShexp,  // (n_ff_shared, n_embd)
   kExpProbsB,     // (n_expert)                 selection bias (DeepSeek-V3 routing)
+  kAttnSinks,     // (n_head)                   extra softmax logit per head (gpt-oss)
+  kFfnGateInpB,   // (n_expert)                 router bias
+  kFfnGateExpsB,  // (n_ff_expert, n_expert)    per-expert biases
+  kFfnUpExpsB,    // (n_ff_expert, n_expert)
+  kFfnDownExpsB,  // (n_embd, n_expert)
+  // Multi-head latent attention (deepseek2); hk = mla.head_dim_k, hv = mla.head_dim_v.
+  kWqA,           // (n_embd, q_lora_rank)      query compression
+  kQANorm,        // (q_lora_rank)
+  kWqB,           // (q_lora_rank, n_head * hk) query decompression
+  kWkvAMqa,       // (n_embd, kv_lora_rank + n_rot)  compressed KV and the shared RoPE key
+  kKvANorm,       // (kv_lora_rank)
+  kWkB,           // (hk - n_rot, kv_lora_rank, n_head)  key decompression, absorbed into Q
+  kWvB,           // (kv_lora_rank, hv, n_head)  value decompression, applied after attention
   kCount,
 };
 

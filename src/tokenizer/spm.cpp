@@ -1,125 +1,79 @@
-// SentencePiece-BPE tokenization as llama.cpp's llm_tokenizer_spm does it: split special
-// tokens out of the text, escape spaces to "▁", then merge adjacent symbols by vocabulary
-// score until no adjacent pair forms a token.
-#include <cctype>
+// SentencePiece-BPE tokenization as llama.cpp's llm_tokenizer_spm does it:
+// split special tokens out of the text, escape spaces to "▁", then merge
+// adjacent symbols by vocabulary score until no adjacent pair forms a token.
+#include <algorithm>
 #include <queue>
 
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/models.h"
 #include "tokenizer/utf8.h"
 
 namespace moe::tokenizer {
 namespace {
 
-constexpr std::string_view kSpaceMarker = "\xe2\x96\x81";  // U+2581 "▁"
+constexpr std::string_view kSpaceMarker = "\xe2\x96\x81"; // U+2581 "▁"
 
-// A piece of the input: either raw text [begin, end) or an already recognised special token.
-struct Fragment {
-  int32_t token = kNoToken;
-  size_t begin = 0;
-  size_t end = 0;
-  bool is_text() const { return token == kNoToken; }
-};
-
-bool is_space_byte(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
-
-// Splits every text fragment around occurrences of `id`'s text (llama.cpp's
-// tokenizer_st_partition, one special token at a time, longest first).
-std::vector<Fragment> split_on_token(const Vocab& vocab, std::string_view text,
-                                     const std::vector<Fragment>& fragments, int32_t id) {
-  const std::string& needle = vocab.token_text(id);
-  std::vector<Fragment> out;
-  out.reserve(fragments.size());
-  for (const Fragment& fragment : fragments) {
-    if (!fragment.is_text()) {
-      out.push_back(fragment);
-      continue;
-    }
-    size_t pos = fragment.begin;
-    while (pos < fragment.end) {
-      const size_t match = text.substr(0, fragment.end).find(needle, pos);
-      if (match == std::string_view::npos) break;
-      size_t left_end = match;
-      if (vocab.lstrip(id)) {
-        while (left_end > pos && is_space_byte(text[left_end - 1])) --left_end;
-      }
-      if (left_end > pos) out.push_back({kNoToken, pos, left_end});
-      out.push_back({id, 0, 0});
-      pos = match + needle.size();
-      if (vocab.rstrip(id)) {
-        while (pos < fragment.end && is_space_byte(text[pos])) ++pos;
-      }
-    }
-    if (pos < fragment.end) out.push_back({kNoToken, pos, fragment.end});
-  }
-  return out;
-}
-
-std::vector<Fragment> partition_special(const Vocab& vocab, std::string_view text,
-                                        bool parse_special) {
-  std::vector<Fragment> fragments;
-  if (text.empty()) return fragments;
-  fragments.push_back({kNoToken, 0, text.size()});
-  for (int32_t id : vocab.special_tokens()) {
-    // USER_DEFINED tokens are always split out (HF does the same); control ones on request.
-    if (!parse_special && vocab.is_control(id)) continue;
-    if (!parse_special && vocab.type(id) == TokenType::kUnknown) continue;
-    fragments = split_on_token(vocab, text, fragments, id);
-  }
-  return fragments;
-}
-
-// One symbol of the merge: a byte range of the escaped text in a doubly linked list.
+// One symbol of the merge: a byte range of the escaped text in a doubly linked
+// list.
 struct Symbol {
   int prev = -1;
   int next = -1;
   size_t offset = 0;
-  size_t n = 0;  // 0 once merged into its left neighbour
+  size_t n = 0; // 0 once merged into its left neighbour
 };
 
 struct Bigram {
   int left = 0;
   int right = 0;
   float score = 0.0f;
-  size_t size = 0;  // merged byte length, to detect pairs made stale by another merge
+  size_t size =
+      0; // merged byte length, to detect pairs made stale by another merge
 };
 
 // Highest score first; among equal scores the leftmost pair.
 struct BigramOrder {
-  bool operator()(const Bigram& a, const Bigram& b) const {
+  bool operator()(const Bigram &a, const Bigram &b) const {
     return a.score < b.score || (a.score == b.score && a.left > b.left);
   }
 };
 
 class SpmSession {
- public:
-  SpmSession(const Vocab& vocab, std::string_view text) : vocab_(vocab), text_(text) {}
+public:
+  SpmSession(const Vocab &vocab, std::string_view text)
+      : vocab_(vocab), text_(text) {}
 
-  void tokenize(std::vector<int32_t>& out) {
+  void tokenize(std::vector<int32_t> &out) {
     split_chars();
-    for (int i = 1; i < static_cast<int>(symbols_.size()); ++i) try_add_bigram(i - 1, i);
+    for (int i = 1; i < static_cast<int>(symbols_.size()); ++i)
+      try_add_bigram(i - 1, i);
     merge_all();
-    for (int i = symbols_.empty() ? -1 : 0; i != -1; i = symbols_[i].next) emit(symbols_[i], out);
+    for (int i = symbols_.empty() ? -1 : 0; i != -1; i = symbols_[i].next)
+      emit(symbols_[i], out);
   }
 
- private:
-  // One symbol per UTF-8 character; malformed bytes split as llama.cpp does (by lead byte only).
+private:
+  // One symbol per UTF-8 character; malformed bytes split as llama.cpp does (by
+  // lead byte only).
   void split_chars() {
     size_t offset = 0;
     while (offset < text_.size()) {
-      const size_t n = std::min(utf8_sequence_length(static_cast<uint8_t>(text_[offset])),
-                                text_.size() - offset);
+      const size_t n =
+          std::min(utf8_sequence_length(static_cast<uint8_t>(text_[offset])),
+                   text_.size() - offset);
       const int index = static_cast<int>(symbols_.size());
-      symbols_.push_back({index - 1, offset + n == text_.size() ? -1 : index + 1, offset, n});
+      symbols_.push_back(
+          {index - 1, offset + n == text_.size() ? -1 : index + 1, offset, n});
       offset += n;
     }
   }
 
   void try_add_bigram(int left, int right) {
-    if (left == -1 || right == -1) return;
-    const std::string_view merged =
-        text_.substr(symbols_[left].offset, symbols_[left].n + symbols_[right].n);
+    if (left == -1 || right == -1)
+      return;
+    const std::string_view merged = text_.substr(
+        symbols_[left].offset, symbols_[left].n + symbols_[right].n);
     const auto id = vocab_.find(merged);
-    if (!id) return;
+    if (!id)
+      return;
     queue_.push({left, right, vocab_.score(*id), merged.size()});
   }
 
@@ -127,22 +81,25 @@ class SpmSession {
     while (!queue_.empty()) {
       const Bigram bigram = queue_.top();
       queue_.pop();
-      Symbol& left = symbols_[bigram.left];
-      Symbol& right = symbols_[bigram.right];
+      Symbol &left = symbols_[bigram.left];
+      Symbol &right = symbols_[bigram.right];
       // Skip pairs whose symbols changed since they were queued.
-      if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size) continue;
+      if (left.n == 0 || right.n == 0 || left.n + right.n != bigram.size)
+        continue;
       left.n += right.n;
       right.n = 0;
       left.next = right.next;
-      if (right.next >= 0) symbols_[right.next].prev = bigram.left;
+      if (right.next >= 0)
+        symbols_[right.next].prev = bigram.left;
       try_add_bigram(left.prev, bigram.left);
       try_add_bigram(bigram.left, left.next);
     }
   }
 
-  // A merged symbol is always a token; a single character may not be, and then goes out as
-  // bytes. (llama.cpp's rev_merge re-split never triggers for SPM for exactly this reason.)
-  void emit(const Symbol& symbol, std::vector<int32_t>& out) const {
+  // A merged symbol is always a token; a single character may not be, and then
+  // goes out as bytes. (llama.cpp's rev_merge re-split never triggers for SPM
+  // for exactly this reason.)
+  void emit(const Symbol &symbol, std::vector<int32_t> &out) const {
     const std::string_view piece = text_.substr(symbol.offset, symbol.n);
     if (const auto id = vocab_.find(piece)) {
       out.push_back(*id);
@@ -151,11 +108,12 @@ class SpmSession {
     for (char c : piece) {
       const int32_t byte_id = vocab_.byte_token(static_cast<uint8_t>(c));
       const int32_t id = byte_id != kNoToken ? byte_id : vocab_.unk();
-      if (id != kNoToken) out.push_back(id);
+      if (id != kNoToken)
+        out.push_back(id);
     }
   }
 
-  const Vocab& vocab_;
+  const Vocab &vocab_;
   std::string_view text_;
   std::vector<Symbol> symbols_;
   std::priority_queue<Bigram, std::vector<Bigram>, BigramOrder> queue_;
@@ -164,7 +122,8 @@ class SpmSession {
 std::string escape_spaces(std::string_view text, bool prepend_space) {
   std::string out;
   out.reserve(text.size() + 3);
-  if (prepend_space) out += kSpaceMarker;
+  if (prepend_space)
+    out += kSpaceMarker;
   for (char c : text) {
     if (c == ' ') {
       out += kSpaceMarker;
@@ -175,30 +134,36 @@ std::string escape_spaces(std::string_view text, bool prepend_space) {
   return out;
 }
 
-}  // namespace
+} // namespace
 
-std::vector<int32_t> tokenize(const Vocab& vocab, std::string_view text, bool add_special,
-                              bool parse_special) {
-  std::vector<int32_t> out;
-  const bool add_bos = add_special && vocab.add_bos();
-  if (add_bos) out.push_back(vocab.bos());
-  // The space prefix goes on the first text fragment and on every one following a special
-  // token, as llama.cpp does ("<s>Hi" parses as <s> "▁Hi").
-  bool prev_special = true;
-  for (const Fragment& fragment : partition_special(vocab, text, parse_special)) {
-    if (!fragment.is_text()) {
-      out.push_back(fragment.token);
-      prev_special = true;
-      continue;
-    }
-    const std::string escaped =
-        escape_spaces(text.substr(fragment.begin, fragment.end - fragment.begin),
-                      vocab.add_space_prefix() && prev_special);
-    SpmSession(vocab, escaped).tokenize(out);
-    prev_special = false;
+void tokenize_spm(const Vocab &vocab, std::string_view text, bool prepend_space,
+                  std::vector<int32_t> &out) {
+  const std::string escaped = escape_spaces(text, prepend_space);
+  const std::string_view all = escaped;
+  if (!vocab.spm_splits_at_spaces()) {
+    SpmSession(vocab, all).tokenize(out);
+    return;
   }
-  if (add_special && vocab.add_eos()) out.push_back(vocab.eos());
-  return out;
+  // No token spans a "▁" that follows another character
+  // (Vocab::spm_splits_at_spaces), so no merge crosses such a point and each
+  // word merges on its own with the same result; this keeps the merge queue
+  // small instead of holding the whole text. Cuts fall on the same character
+  // boundaries the whole-text split would use.
+  size_t word = 0;
+  bool prev_marker = false;
+  for (size_t pos = 0; pos < all.size();) {
+    const size_t n = std::min(
+        utf8_sequence_length(static_cast<uint8_t>(all[pos])), all.size() - pos);
+    const bool marker = all.substr(pos, n) == kSpaceMarker;
+    if (marker && !prev_marker && pos > word) {
+      SpmSession(vocab, all.substr(word, pos - word)).tokenize(out);
+      word = pos;
+    }
+    prev_marker = marker;
+    pos += n;
+  }
+  if (word < all.size())
+    SpmSession(vocab, all.substr(word)).tokenize(out);
 }
 
-}  // namespace moe::tokenizer
+} // namespace moe::tokenizer
