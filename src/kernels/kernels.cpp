@@ -85,13 +85,23 @@ const TypeTraits* type_traits(DType type, Isa isa) {
   return nullptr;
 }
 
+// The conditions under which ggml_compute_forward_mul_mat hands a product to llamafile_sgemm
+// (tinyBLAS with 16-float vectors needs k % 16 == 0 and m % 4 == 0; it declines n < 2).
+SumOrder llama_cpp_sum_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens) {
+  return n_tokens >= 2 && n_cols % 16 == 0 && n_rows % 4 == 0 ? SumOrder::kBatched : SumOrder::kVecDot;
+}
+
 // Rows outer, tokens inner: a group of kTileRows weight rows is streamed from memory once and
 // stays in L1 while every token group passes over it (decode is bound by weight bandwidth).
+
 void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int64_t n_cols,
                  const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end) {
+                 int64_t row_begin, int64_t row_end, SumOrder order) {
   MOE_CHECK(traits.vec_dot != nullptr);
   MOE_CHECK(n_cols % traits.block_size == 0);
+  auto* const tile = order == SumOrder::kBatched && traits.vec_dot_tile_batched != nullptr
+                         ? traits.vec_dot_tile_batched
+                         : traits.vec_dot_tile;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
     const uint8_t* w_tile = w + r0 * w_row_bytes;
@@ -99,9 +109,8 @@ void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes,
       const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
       const uint8_t* x_tile = x + t0 * x_row_bytes;
       float* y_tile = y + t0 * y_stride + r0;
-      if (traits.vec_dot_tile != nullptr) {
-        traits.vec_dot_tile(n_cols, w_tile, w_row_bytes, n_rows, x_tile, x_row_bytes, n_tok,
-                            y_tile, y_stride);
+      if (tile != nullptr) {
+        tile(n_cols, w_tile, w_row_bytes, n_rows, x_tile, x_row_bytes, n_tok, y_tile, y_stride);
         continue;
       }
       for (int t = 0; t < n_tok; ++t) {

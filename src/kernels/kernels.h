@@ -43,7 +43,23 @@ struct TypeTraits {
   void (*vec_dot_tile)(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows,
                        const uint8_t* x, size_t x_row_bytes, int n_tokens, float* y,
                        int64_t y_stride) = nullptr;
+  // The same tile in the order llama.cpp sums batches in (llamafile's sgemm; see SumOrder).
+  // Set for F32/F16, whose two orders differ; null where the batched order is vec_dot's.
+  void (*vec_dot_tile_batched)(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows,
+                               const uint8_t* x, size_t x_row_bytes, int n_tokens, float* y,
+                               int64_t y_stride) = nullptr;
 };
+
+// llama.cpp's CPU backend sums a matrix product in one of two orders: ggml's vec_dot for a single
+// token, llamafile's sgemm for a batch whose shapes it takes. For the quantized types both sum
+// blocks in order and agree; for F32/F16 (weights, and attention over an F16/F32 KV cache) they
+// differ in the last bits, which is enough to change greedy tokens of a Q8_0 model.
+enum class SumOrder { kVecDot, kBatched };
+
+// Returns the order llama.cpp's AVX-512 backend takes for an (n_rows, n_cols) F32/F16 matrix
+// times n_tokens vectors that are already in its vec_dot_type: sgemm needs at least two tokens,
+// n_cols a multiple of 16 and n_rows a multiple of 4.
+SumOrder llama_cpp_sum_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens);
 
 // The largest tile vec_dot_tile takes: rows x tokens per pass.
 inline constexpr int kTileRows = 4;
@@ -59,9 +75,9 @@ const TypeTraits* type_traits(DType type, Isa isa);
 // Y[t * y_stride + r] = dot(row r of W, row t of X) for r in [row_begin, row_end) and
 // t in [0, n_tokens). W rows are `w_row_bytes` apart; X rows (already in w's vec_dot_type)
 // are `x_row_bytes` apart. Processes several rows and tokens per pass so each weight block is
-// loaded once per group of tokens.
+// loaded once per group of tokens. `order` picks the summation order (see SumOrder).
 void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int64_t n_cols,
                  const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, float* y, int64_t y_stride,
-                 int64_t row_begin, int64_t row_end);
+                 int64_t row_begin, int64_t row_end, SumOrder order = SumOrder::kVecDot);
 
 }  // namespace moe::kernels

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "kernels/fp16.h"
 #include "kernels/ops.h"
+#include "model/attention.h"
 
 namespace moe::model {
 
@@ -39,18 +40,19 @@ ConvertedRows convert_rows(ThreadPool& pool, const kernels::TypeTraits& w, const
 }
 
 void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, int64_t n_tokens, float* y,
-            int64_t y_stride) {
+            int64_t y_stride, kernels::SumOrder order) {
   const uint8_t* base = w.row(0, matrix);
   pool.parallel_for(w.n_rows(), kRowGrain, [&](int64_t begin, int64_t end) {
     kernels::matmul_rows(*w.traits, base, w.row_bytes, w.n_cols(), x.data, x.row_bytes, n_tokens, y, y_stride, begin,
-                         end);
+                         end, order);
   });
 }
 
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer) {
   const ConvertedRows rows = convert_rows(pool, *w.traits, x, n_tokens, w.n_cols(), buffer);
-  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows());
+  // A plain mul_mat in llama.cpp: sgemm's order for batches it takes (matters for F32/F16).
+  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), kernels::llama_cpp_sum_order(w.n_rows(), w.n_cols(), n_tokens));
 }
 
 void norm_tokens(LayerContext& ctx, const Tensor& weight) {
@@ -64,32 +66,14 @@ void norm_tokens(LayerContext& ctx, const Tensor& weight) {
 
 namespace {
 
-// Rounds a vector to f16 precision, as ggml does to Q before multiplying with an F16 K cache.
-void round_to_f16(float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) x[i] = kernels::fp16_to_fp32(kernels::fp32_to_fp16(x[i]));
-}
-
-// Attention of one query head over positions [0, n_pos) of the cache.
-void attend_one_head(const LayerContext& ctx, int layer, const float* q, int64_t kv_head, int64_t n_pos, float* out,
-                     std::vector<float>& scores, std::vector<float>& row) {
-  const HParams& hp = ctx.hp;
-  const float scale = hp.kq_scale != 0.0f ? hp.kq_scale : 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k));
-  scores.resize(static_cast<size_t>(n_pos));
-  row.resize(static_cast<size_t>(std::max(hp.head_dim_k, hp.head_dim_v)));
-  for (int64_t p = 0; p < n_pos; ++p) {
-    ctx.kv.load_k(layer, p, kv_head * hp.head_dim_k, hp.head_dim_k, row.data());
-    float dot = 0.0f;
-    for (int64_t i = 0; i < hp.head_dim_k; ++i) dot += q[i] * row[i];
-    scores[static_cast<size_t>(p)] = dot * scale;
-  }
-  kernels::softmax(scores.data(), n_pos);
-  // With an F16 cache ggml multiplies V by the probabilities rounded to f16; do the same.
-  if (ctx.kv.type() == KvType::kF16) round_to_f16(scores.data(), n_pos);
-  std::fill(out, out + hp.head_dim_v, 0.0f);
-  for (int64_t p = 0; p < n_pos; ++p) {
-    ctx.kv.load_v(layer, p, kv_head * hp.head_dim_v, hp.head_dim_v, row.data());
-    kernels::axpy(scores[static_cast<size_t>(p)], row.data(), out, hp.head_dim_v);
-  }
+// llama.cpp drops the tokens whose logits are not wanted right after the last layer's attention
+// (inp_out_ids), so that layer's FFN sees one token; F32/F16 products then take the one-token
+// summation order. Doing the same keeps the logits identical (and skips the wasted work).
+void keep_last_token(LayerContext& ctx) {
+  const int64_t n_embd = ctx.hp.n_embd;
+  std::copy(ctx.hidden + (ctx.n_tokens - 1) * n_embd, ctx.hidden + ctx.n_tokens * n_embd, ctx.hidden);
+  ctx.pos0 += ctx.n_tokens - 1;
+  ctx.n_tokens = 1;
 }
 
 void apply_rope(LayerContext& ctx, float* rows, int64_t n_heads, int64_t head_dim) {
@@ -166,24 +150,13 @@ void attention_block(LayerContext& ctx, int layer) {
     ctx.kv.store_k(layer, ctx.pos0 + t, s.k.data() + t * hp.n_embd_k_gqa());
     ctx.kv.store_v(layer, ctx.pos0 + t, s.v.data() + t * hp.n_embd_v_gqa());
   }
-  if (ctx.kv.type() == KvType::kF16) round_to_f16(s.q.data(), static_cast<int64_t>(s.q.size()));
-
-  s.attn_out.resize(static_cast<size_t>(n_t * hp.n_head * hp.head_dim_v));
-  const int64_t group = hp.n_head / hp.n_head_kv;
-  ctx.pool.parallel_for(n_t * hp.n_head, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> scores, row;
-    for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / hp.n_head;
-      const int64_t h = item % hp.n_head;
-      attend_one_head(ctx, layer, s.q.data() + (t * hp.n_head + h) * hp.head_dim_k, h / group, ctx.pos0 + t + 1,
-                      s.attn_out.data() + (t * hp.n_head + h) * hp.head_dim_v, scores, row);
-    }
-  });
+  attend_cached(ctx, layer, hp.kq_scale != 0.0f ? hp.kq_scale : 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k)));
 
   s.block_out.resize(static_cast<size_t>(n_t * hp.n_embd));
   matmul_f32(ctx.pool, w[LayerSlot::kWo], s.attn_out.data(), n_t, s.block_out.data(), s.act);
   add_bias(w[LayerSlot::kBo], s.block_out.data(), n_t, hp.n_embd);
   add_residual(ctx, s.block_out.data());
+  if (ctx.last_token_only && layer == hp.n_layer - 1) keep_last_token(ctx);
 }
 
 }  // namespace moe::model

@@ -22,11 +22,13 @@ struct ConvertedRows {
 ConvertedRows convert_rows(ThreadPool& pool, const kernels::TypeTraits& w, const float* x, int64_t n_tokens,
                            int64_t n_cols, std::vector<uint8_t>& buffer);
 
-// y[t * y_stride + r] = row r of matrix `matrix` of w . x[t]; parallel over rows.
+// y[t * y_stride + r] = row r of matrix `matrix` of w . x[t]; parallel over rows. The default
+// order is ggml vec_dot's, which llama.cpp's mul_mat_id (MoE experts) always uses.
 void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, int64_t n_tokens, float* y,
-            int64_t y_stride);
+            int64_t y_stride, kernels::SumOrder order = kernels::SumOrder::kVecDot);
 
-// Convenience: converts x and multiplies, y is (n_tokens, w.n_rows()).
+// Convenience: converts x and multiplies, y is (n_tokens, w.n_rows()), summed in the order
+// llama.cpp's mul_mat takes for this shape.
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer);
 

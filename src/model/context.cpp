@@ -11,49 +11,61 @@
 namespace moe::model {
 
 KvCache::KvCache(const HParams& hp, int64_t n_ctx, KvType type)
-    : type_(type), n_ctx_(n_ctx), row_k_(hp.n_embd_k_gqa()), row_v_(hp.cache_v_in_k ? 0 : hp.n_embd_v_gqa()) {
-  k_.resize(static_cast<size_t>(hp.n_layer * n_ctx * row_k_) * elem_bytes());
-  v_.resize(static_cast<size_t>(hp.n_layer * n_ctx * row_v_) * elem_bytes());
+    : type_(type),
+      traits_(kernels::type_traits(type == KvType::kF16 ? DType::kF16 : DType::kF32)),
+      n_ctx_(n_ctx),
+      n_ctx_padded_((n_ctx + kPositionPad - 1) / kPositionPad * kPositionPad),
+      row_k_(hp.n_embd_k_gqa()),
+      row_v_(hp.cache_v_in_k ? 0 : hp.n_embd_v_gqa()) {
+  MOE_CHECK(traits_ != nullptr);
+  k_.resize(static_cast<size_t>(hp.n_layer) * layer_bytes_k());
+  v_.resize(static_cast<size_t>(hp.n_layer) * layer_bytes_v());
 }
 
 namespace {
 
-void store_row(uint8_t* dst, KvType type, const float* src, int64_t n) {
+void store_value(uint8_t* dst, KvType type, float value) {
   if (type == KvType::kF32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-    return;
+    std::memcpy(dst, &value, sizeof(float));
+  } else {
+    const uint16_t half = kernels::fp32_to_fp16(value);
+    std::memcpy(dst, &half, sizeof(half));
   }
-  auto* half = reinterpret_cast<uint16_t*>(dst);
-  for (int64_t i = 0; i < n; ++i) half[i] = kernels::fp32_to_fp16(src[i]);
 }
 
-void load_row(const uint8_t* src, KvType type, float* dst, int64_t n) {
+float load_value(const uint8_t* src, KvType type) {
   if (type == KvType::kF32) {
-    std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));
-    return;
+    float value;
+    std::memcpy(&value, src, sizeof(float));
+    return value;
   }
-  const auto* half = reinterpret_cast<const uint16_t*>(src);
-  for (int64_t i = 0; i < n; ++i) dst[i] = kernels::fp16_to_fp32(half[i]);
+  uint16_t half;
+  std::memcpy(&half, src, sizeof(half));
+  return kernels::fp16_to_fp32(half);
 }
 
 }  // namespace
 
 void KvCache::store_k(int layer, int64_t pos, const float* k) {
   MOE_CHECK(pos >= 0 && pos < n_ctx_);
-  store_row(k_.data() + static_cast<size_t>((layer * n_ctx_ + pos) * row_k_) * elem_bytes(), type_, k, row_k_);
+  uint8_t* row = k_.data() + static_cast<size_t>(layer) * layer_bytes_k() + static_cast<size_t>(pos) * k_row_bytes();
+  for (int64_t i = 0; i < row_k_; ++i) store_value(row + static_cast<size_t>(i) * elem_bytes(), type_, k[i]);
 }
 
 void KvCache::store_v(int layer, int64_t pos, const float* v) {
   MOE_CHECK(pos >= 0 && pos < n_ctx_);
-  store_row(v_.data() + static_cast<size_t>((layer * n_ctx_ + pos) * row_v_) * elem_bytes(), type_, v, row_v_);
+  uint8_t* column = v_.data() + static_cast<size_t>(layer) * layer_bytes_v() + static_cast<size_t>(pos) * elem_bytes();
+  for (int64_t d = 0; d < row_v_; ++d) store_value(column + static_cast<size_t>(d) * v_row_bytes(), type_, v[d]);
 }
 
 void KvCache::load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const {
-  load_row(k_.data() + static_cast<size_t>((layer * n_ctx_ + pos) * row_k_ + offset) * elem_bytes(), type_, out, n);
+  const uint8_t* row = k_rows(layer) + static_cast<size_t>(pos) * k_row_bytes();
+  for (int64_t i = 0; i < n; ++i) out[i] = load_value(row + static_cast<size_t>(offset + i) * elem_bytes(), type_);
 }
 
 void KvCache::load_v(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const {
-  load_row(v_.data() + static_cast<size_t>((layer * n_ctx_ + pos) * row_v_ + offset) * elem_bytes(), type_, out, n);
+  const uint8_t* column = v_rows(layer) + static_cast<size_t>(pos) * elem_bytes();
+  for (int64_t d = 0; d < n; ++d) out[d] = load_value(column + static_cast<size_t>(offset + d) * v_row_bytes(), type_);
 }
 
 InferenceContext::InferenceContext(const Model& model, const ContextParams& params, ThreadPool& pool)
@@ -98,12 +110,13 @@ void InferenceContext::eval_micro_batch(std::span<const int32_t> tokens, bool co
     for (float& x : hidden_) x *= hp.embedding_scale;
   }
   LayerContext ctx{model_, hp, pool_, kv_, scratch_, n_t, n_past_, hidden_.data()};
+  ctx.last_token_only = compute_logits;
   for (int layer = 0; layer < hp.n_layer; ++layer) model_.arch().forward_layer(ctx, layer);
   n_past_ += n_t;
   if (!compute_logits) return;
-  // Only the last position's logits are needed for generation.
+  // Only the last position's logits are needed for generation (the last row of ctx.hidden).
   std::vector<float> last(static_cast<size_t>(hp.n_embd));
-  kernels::rms_norm(hidden_.data() + (n_t - 1) * hp.n_embd, weights[GlobalSlot::kOutputNorm].f32(), last.data(),
+  kernels::rms_norm(ctx.hidden + (ctx.n_tokens - 1) * hp.n_embd, weights[GlobalSlot::kOutputNorm].f32(), last.data(),
                     hp.n_embd, hp.rms_eps);
   logits_.resize(static_cast<size_t>(hp.n_vocab));
   matmul_f32(pool_, weights.output(), last.data(), 1, logits_.data(), scratch_.act);

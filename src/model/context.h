@@ -10,6 +10,7 @@
 
 #include "core/result.h"
 #include "core/thread_pool.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 
 namespace moe::model {
@@ -23,31 +24,51 @@ struct ContextParams {
   KvType kv_type = KvType::kF16;
 };
 
-// Keys and values of every layer for positions [0, n_ctx). Rows are position-major:
-// K of layer l at position p is k(l) + p * n_embd_k_gqa.
+// Keys and values of every layer for positions [0, n_ctx), laid out as llama.cpp's CPU backend
+// keeps them without flash attention, so attention is the same dot products over the same rows:
+//   K of layer l at position p:   k_rows(l) + p * k_row_bytes()  (n_embd_k_gqa values)
+//   V of layer l, dimension d:    v_rows(l) + d * v_row_bytes()  (n_ctx_padded() positions)
+// V is stored transposed: each output dimension of attention is one dot product over positions.
 class KvCache {
  public:
+  // Positions are allocated in multiples of this; attention reads V rows and probabilities
+  // padded to it (see attention.cpp). Never-written positions hold zeros.
+  static constexpr int64_t kPositionPad = 64;
+
   KvCache(const HParams& hp, int64_t n_ctx, KvType type);
 
   KvType type() const { return type_; }
   int64_t n_ctx() const { return n_ctx_; }
+  int64_t n_ctx_padded() const { return n_ctx_padded_; }
+  // Returns the kernels of the cache's element type (F16 or F32).
+  const kernels::TypeTraits& traits() const { return *traits_; }
   // Stores one position's keys/values (float in, converted to the cache type).
   void store_k(int layer, int64_t pos, const float* k);
   void store_v(int layer, int64_t pos, const float* v);
-  // Returns one position's row of head `head` as float in `out`.
+  // Returns one position's values offset..offset+n of K or V as float in `out` (for attention
+  // code that reads position by position; V is gathered from its transposed rows).
   void load_k(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
   void load_v(int layer, int64_t pos, int64_t offset, int64_t n, float* out) const;
+  // Raw rows in the cache's type, laid out as above.
+  const uint8_t* k_rows(int layer) const { return k_.data() + static_cast<size_t>(layer) * layer_bytes_k(); }
+  const uint8_t* v_rows(int layer) const { return v_.data() + static_cast<size_t>(layer) * layer_bytes_v(); }
+  size_t k_row_bytes() const { return static_cast<size_t>(row_k_) * elem_bytes(); }
+  size_t v_row_bytes() const { return static_cast<size_t>(n_ctx_padded_) * elem_bytes(); }
   // Returns the bytes held.
   size_t bytes() const { return k_.size() + v_.size(); }
 
  private:
   KvType type_;
+  const kernels::TypeTraits* traits_;
   int64_t n_ctx_;
+  int64_t n_ctx_padded_;
   int64_t row_k_;
   int64_t row_v_;
-  std::vector<uint8_t> k_;  // (n_layer, n_ctx, n_embd_k_gqa)
-  std::vector<uint8_t> v_;  // (n_layer, n_ctx, n_embd_v_gqa)
+  std::vector<uint8_t> k_;  // (n_layer, n_ctx_padded, n_embd_k_gqa)
+  std::vector<uint8_t> v_;  // (n_layer, n_embd_v_gqa, n_ctx_padded)
   size_t elem_bytes() const { return type_ == KvType::kF16 ? 2 : 4; }
+  size_t layer_bytes_k() const { return static_cast<size_t>(n_ctx_padded_) * k_row_bytes(); }
+  size_t layer_bytes_v() const { return static_cast<size_t>(row_v_) * v_row_bytes(); }
 };
 
 // Scratch space of one micro-batch, sized once for n_ubatch tokens.
@@ -71,6 +92,9 @@ struct LayerContext {
   int64_t n_tokens = 0;   // tokens in this micro-batch
   int64_t pos0 = 0;       // position of the first of them
   float* hidden = nullptr;  // (n_tokens, n_embd) residual stream, updated in place
+  // Set when only the last token's logits are wanted: after the last layer's attention,
+  // attention_block keeps that token alone (n_tokens becomes 1), as llama.cpp does.
+  bool last_token_only = false;
 
   const LayerWeights& layer(int index) const { return model.weights().layers[static_cast<size_t>(index)]; }
 };

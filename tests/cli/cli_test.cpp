@@ -181,3 +181,28 @@ TEST(CliInspect, MixtralShapedParameterCountsMatchHandCount) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliBench, JsonHasLlamaBenchFieldsPerTest) {
+  const std::string path = temp_path("bench.gguf");
+  ASSERT_EQ(moe("gen --preset tiny-moe --type q8_0 -q -o " + path).exit_code, 0);
+  const CommandResult r = moe("bench -m " + path + " -p 16 -n 4 -t 1,2 -r 2 -o json --no-bandwidth");
+  std::remove(path.c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One record per (threads, test): pp16 and tg4 at 1 and 2 threads, llama-bench's field names.
+  for (const char* field : {"\"n_prompt\": 16", "\"n_gen\": 4", "\"n_threads\": 2", "\"avg_ts\"", "\"stddev_ts\""}) {
+    EXPECT_NE(r.out.find(field), std::string::npos) << field << "\n" << r.out;
+  }
+  size_t records = 0;
+  for (size_t at = r.out.find("\"avg_ts\""); at != std::string::npos; at = r.out.find("\"avg_ts\"", at + 1)) ++records;
+  EXPECT_EQ(records, 4u);
+}
+
+TEST(CliBench, BadListsAreErrors) {
+  const CommandResult r = moe("bench -m /nonexistent.gguf -p 1,x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("-p: 'x' is not a non-negative integer"), std::string::npos) << r.err;
+}
+
+}  // namespace

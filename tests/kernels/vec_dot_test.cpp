@@ -167,7 +167,77 @@ TEST_P(MatmulRowsTest, EqualsLoopOfVecDot) {
   }
 }
 
+// In llama.cpp's batched order every product equals the type's batched tile run on its own
+// (or vec_dot where the type has one order only).
+TEST_P(MatmulRowsTest, BatchedOrderEqualsSingleTiles) {
+  const DType type = GetParam();
+  for (Isa isa : available_isas()) {
+    const TypeTraits& wt = *type_traits(type, isa);
+    const TypeTraits& xt = *type_traits(wt.vec_dot_type, isa);
+    const int64_t n_cols = is_float_type(type) ? 32 * 9 : block_of(type) * 3;
+    const int64_t n_rows = 10, n_tokens = 6;
+    const size_t w_row = row_bytes(wt, n_cols), x_row = row_bytes(xt, n_cols);
+    std::vector<uint8_t> w(w_row * n_rows), x(x_row * n_tokens);
+    for (int64_t r = 0; r < n_rows; ++r) wt.from_float(gaussian(n_cols, 40 + r).data(), w.data() + r * w_row, n_cols);
+    for (int64_t t = 0; t < n_tokens; ++t) to_activation(xt, gaussian(n_cols, 80 + t).data(), x.data() + t * x_row, n_cols);
+    std::vector<float> y(n_rows * n_tokens);
+    matmul_rows(wt, w.data(), w_row, n_cols, x.data(), x_row, n_tokens, y.data(), n_rows, 0, n_rows, SumOrder::kBatched);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      for (int64_t r = 0; r < n_rows; ++r) {
+        float expected;
+        if (wt.vec_dot_tile_batched != nullptr) {
+          wt.vec_dot_tile_batched(n_cols, w.data() + r * w_row, w_row, 1, x.data() + t * x_row, x_row, 1, &expected, 1);
+        } else {
+          expected = wt.vec_dot(n_cols, w.data() + r * w_row, x.data() + t * x_row);
+        }
+        ASSERT_EQ(y[t * n_rows + r], expected) << isa_name(isa) << " r=" << r << " t=" << t;
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, MatmulRowsTest, ::testing::ValuesIn(weight_types()), type_name);
+
+// F32/F16 dots in llama.cpp's two orders (SumOrder): the AVX-512 kernels give the bits of the
+// scalar emulation in ref_float_dot.cpp, over lengths around the 16- and 64-element steps.
+TEST(FloatDotOrders, Avx512MatchesTheScalarEmulationBitForBit) {
+  if (best_isa() != Isa::kAvx512) GTEST_SKIP() << "needs AVX-512";
+  for (DType type : {DType::kF32, DType::kF16}) {
+    const TypeTraits& ref = *type_traits(type, Isa::kScalar);
+    const TypeTraits& simd = *type_traits(type, Isa::kAvx512);
+    for (int64_t n : {1, 15, 16, 17, 48, 63, 64, 65, 127, 128, 130, 1024, 4133}) {
+      const DotCase c = make_case(type, n, static_cast<uint32_t>(n));
+      EXPECT_EQ(run_dot(simd, c, n, 4), run_dot(ref, c, n, 0)) << dtype_name(type) << " n=" << n;
+      float y_ref = 0.0f, y_simd = 0.0f;
+      ref.vec_dot_tile_batched(n, c.w.data(), 0, 1, c.x.data(), 0, 1, &y_ref, 1);
+      simd.vec_dot_tile_batched(n, c.w.data(), 0, 1, c.x.data(), 0, 1, &y_simd, 1);
+      EXPECT_EQ(y_simd, y_ref) << dtype_name(type) << " batched n=" << n;
+    }
+  }
+}
+
+// Below one 64-element step ggml's F16 dot is the double sum of the (exact) products.
+TEST(FloatDotOrders, ShortF16DotIsTheDoubleSumOfProducts) {
+  for (int64_t n : {1, 7, 32, 63}) {
+    const DotCase c = make_case(DType::kF16, n, 3);
+    std::vector<float> w(n), x(n);
+    type_traits(DType::kF16, Isa::kScalar)->to_float(c.w.data(), w.data(), n);
+    type_traits(DType::kF16, Isa::kScalar)->to_float(c.x.data(), x.data(), n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(w[i] * x[i]);
+    for (Isa isa : available_isas()) {
+      if (isa == Isa::kAvx2) continue;  // AVX2 keeps an order of its own
+      EXPECT_EQ(run_dot(*type_traits(DType::kF16, isa), c, n, 0), static_cast<float>(sum)) << isa_name(isa);
+    }
+  }
+}
+
+TEST(FloatDotOrders, BatchedOrderOnlyWhereLlamaCppTakesSgemm) {
+  EXPECT_EQ(llama_cpp_sum_order(256, 128, 1), SumOrder::kVecDot);    // one token: vec_dot
+  EXPECT_EQ(llama_cpp_sum_order(256, 128, 2), SumOrder::kBatched);
+  EXPECT_EQ(llama_cpp_sum_order(256, 100, 9), SumOrder::kVecDot);    // k not a multiple of 16
+  EXPECT_EQ(llama_cpp_sum_order(250, 128, 9), SumOrder::kVecDot);    // m not a multiple of 4
+}
 
 TEST(KernelTable, EveryTypeOnEveryIsaHasItsPairing) {
   for (Isa isa : available_isas()) {

@@ -9,12 +9,15 @@ void override_kernels(TypeTraits& t) {
   switch (t.type) {
     case DType::kF32:
       t.vec_dot = vec_dot_f32;
+      // Our AVX2 dots have one order of their own; do not mix in the scalar AVX-512 emulation.
+      t.vec_dot_tile_batched = nullptr;
       break;
     case DType::kF16:
       t.to_float = to_float_f16;
       t.from_float = from_float_f16;
       t.from_float_activation = from_float_f16;
       t.vec_dot = vec_dot_f16;
+      t.vec_dot_tile_batched = nullptr;
       break;
     case DType::kBF16:
       t.to_float = to_float_bf16;

@@ -1,5 +1,5 @@
-// AVX-512 float-type dots (F32, F16 with tiles; BF16 with vdpbf16ps) and the Q8 activation
-// quantizers.
+// AVX-512 float-type dots (F32, F16 with tiles in both of llama.cpp's orders, see SumOrder;
+// BF16 with vdpbf16ps) and the Q8 activation quantizers.
 #include "kernels/avx512/avx512_common.h"
 #include "kernels/avx512/avx512_kernels.h"
 #include "kernels/blocks.h"
@@ -8,14 +8,19 @@ namespace moe::kernels::avx512 {
 
 namespace {
 
+// Sum: what ggml's vec_dot finishes the row in (its F16 dot accumulates in ggml_float).
 struct ElemF32 {
   using Elem = float;
+  using Sum = float;
   static __m512 load(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static float scalar(float v) { return v; }
 };
 
 struct ElemF16 {
   using Elem = uint16_t;
+  using Sum = double;
   static __m512 load(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static float scalar(uint16_t v) { return fp16_to_fp32(v); }
 };
 
 // 16 columns of an R x T tile; `m` masks the ragged end of a row (n need not be a multiple of 16).
@@ -30,8 +35,9 @@ inline void float_step(int64_t i, __mmask16 m, const uint8_t* w, size_t w_row_by
   }
 }
 
+// llamafile sgemm's order (llama.cpp's batches): one 16-lane accumulator per (row, token).
 template <typename E>
-struct FloatTile {
+struct BatchedTile {
   template <int R, int T>
   struct Kernel {
     static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x,
@@ -51,11 +57,52 @@ struct FloatTile {
   };
 };
 
+// ggml vec_dot's order (llama.cpp's single token): four accumulators per row take 64 elements
+// per step, are added pairwise and reduced; the rest of the row is added one product at a time
+// in E::Sum (float for F32, double for F16). Tokens are taken one at a time so the R x 4
+// accumulators stay in registers.
 template <typename E>
+struct VecOrderTile {
+  template <int R, int T>
+  struct Kernel {
+    static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x,
+                    size_t x_row_bytes, float* y, int64_t y_stride) {
+      for (int t = 0; t < T; ++t) one_token(n, w, w_row_bytes, x + t * x_row_bytes, y + t * y_stride);
+    }
+
+   private:
+    static void one_token(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, float* y) {
+      using Elem = typename E::Elem;
+      const auto* xe = reinterpret_cast<const Elem*>(x);
+      __m512 acc[R][4];
+      for (auto& row : acc) {
+        for (auto& a : row) a = _mm512_setzero_ps();
+      }
+      const int64_t n_main = n - n % 64;
+      for (int64_t i = 0; i < n_main; i += 64) {
+        for (int j = 0; j < 4; ++j) {
+          const __m512 xv = E::load(xe + i + 16 * j, 0xffff);
+          for (int r = 0; r < R; ++r) {
+            const auto* we = reinterpret_cast<const Elem*>(w + r * w_row_bytes);
+            acc[r][j] = _mm512_fmadd_ps(E::load(we + i + 16 * j, 0xffff), xv, acc[r][j]);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const auto* we = reinterpret_cast<const Elem*>(w + r * w_row_bytes);
+        const __m512 pairs = _mm512_add_ps(_mm512_add_ps(acc[r][0], acc[r][2]), _mm512_add_ps(acc[r][1], acc[r][3]));
+        typename E::Sum sum = _mm512_reduce_add_ps(pairs);
+        for (int64_t i = n_main; i < n; ++i) sum += static_cast<typename E::Sum>(E::scalar(we[i]) * E::scalar(xe[i]));
+        y[r] = static_cast<float>(sum);
+      }
+    }
+  };
+};
+
+template <template <int, int> class Kernel>
 float vec_dot_1x1(int64_t n, const void* w, const void* x) {
   float y;
-  FloatTile<E>::template Kernel<1, 1>::run(n, static_cast<const uint8_t*>(w), 0,
-                                           static_cast<const uint8_t*>(x), 0, &y, 0);
+  Kernel<1, 1>::run(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(x), 0, &y, 0);
   return y;
 }
 
@@ -81,17 +128,32 @@ inline __m512i quantize_q8_block(const float* x, int8_t* qs, float* d_out) {
 
 }  // namespace
 
-float vec_dot_f32(int64_t n, const void* w, const void* x) { return vec_dot_1x1<ElemF32>(n, w, x); }
-float vec_dot_f16(int64_t n, const void* w, const void* x) { return vec_dot_1x1<ElemF16>(n, w, x); }
+float vec_dot_f32(int64_t n, const void* w, const void* x) {
+  return vec_dot_1x1<VecOrderTile<ElemF32>::Kernel>(n, w, x);
+}
+
+float vec_dot_f16(int64_t n, const void* w, const void* x) {
+  return vec_dot_1x1<VecOrderTile<ElemF16>::Kernel>(n, w, x);
+}
 
 void tile_f32(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
               size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
-  dispatch_tile<FloatTile<ElemF32>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+  dispatch_tile<VecOrderTile<ElemF32>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
 }
 
 void tile_f16(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
               size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
-  dispatch_tile<FloatTile<ElemF16>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+  dispatch_tile<VecOrderTile<ElemF16>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+}
+
+void tile_batched_f32(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
+                      size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
+  dispatch_tile<BatchedTile<ElemF32>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+}
+
+void tile_batched_f16(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
+                      size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
+  dispatch_tile<BatchedTile<ElemF16>::Kernel>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
 }
 
 // vdpbf16ps forms each bf16 x bf16 product exactly and adds it with one rounding (like an FMA),

@@ -10,10 +10,12 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
     case DType::kF32:
       t.vec_dot = vec_dot_f32;
       t.vec_dot_tile = tile_f32;
+      t.vec_dot_tile_batched = tile_batched_f32;
       break;
     case DType::kF16:
       t.vec_dot = vec_dot_f16;
       t.vec_dot_tile = tile_f16;
+      t.vec_dot_tile_batched = tile_batched_f16;
       break;
     case DType::kBF16:
       if (has_bf16) t.vec_dot = vec_dot_bf16;

@@ -42,22 +42,6 @@ int dot_q4_block(const uint8_t* qs, const int8_t* y, int offset) {
 
 }  // namespace
 
-float vec_dot_f32(int64_t n, const void* w, const void* x) {
-  const auto* a = static_cast<const float*>(w);
-  const auto* b = static_cast<const float*>(x);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i] * b[i]);
-  return static_cast<float>(sum);
-}
-
-float vec_dot_f16(int64_t n, const void* w, const void* x) {
-  const auto* a = static_cast<const uint16_t*>(w);
-  const auto* b = static_cast<const uint16_t*>(x);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(fp16_to_fp32(a[i]) * fp16_to_fp32(b[i]));
-  return static_cast<float>(sum);
-}
-
 float vec_dot_bf16(int64_t n, const void* w, const void* x) {
   const auto* a = static_cast<const uint16_t*>(w);
   const auto* b = static_cast<const uint16_t*>(x);

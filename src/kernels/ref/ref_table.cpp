@@ -15,9 +15,9 @@ namespace {
 // (Q4/Q5), which from_float_activation = nullptr says.
 constexpr std::array kTable = {
     TypeTraits{DType::kF32, 1, 4, DType::kF32, to_float_f32, from_float_f32, vec_dot_f32,
-               from_float_f32},
+               from_float_f32, nullptr, tile_batched_f32},
     TypeTraits{DType::kF16, 1, 2, DType::kF16, to_float_f16, from_float_f16, vec_dot_f16,
-               from_float_f16},
+               from_float_f16, nullptr, tile_batched_f16},
     TypeTraits{DType::kBF16, 1, 2, DType::kBF16, to_float_bf16, from_float_bf16, vec_dot_bf16,
                from_float_bf16},
     TypeTraits{DType::kQ4_0, kQK4_0, sizeof(BlockQ4_0), DType::kQ8_0, to_float_q4_0,
