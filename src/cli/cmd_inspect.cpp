@@ -74,10 +74,18 @@ void print_model_summary(const model::Model& m) {
     fmt::print("dense FFN: n_ff {}\n", hp.n_ff);
     return;
   }
-  fmt::print("MoE: {} experts, top-{}, {} shared, gating {}, {}, first {} layers dense\n", hp.moe.n_expert,
-             hp.moe.n_expert_used, hp.moe.n_expert_shared,
-             hp.moe.gating == model::GatingFunction::kSoftmax ? "softmax" : "sigmoid",
-             hp.moe.normalize_top_k ? "top-k renormalised" : "top-k not renormalised", hp.moe.n_leading_dense);
+  const char* gating = hp.moe.gating == model::GatingFunction::kSoftmax   ? "softmax"
+                       : hp.moe.gating == model::GatingFunction::kSigmoid ? "sigmoid"
+                                                                          : "softmax over the chosen";
+  fmt::print("MoE: {} experts, top-{}, {} shared (n_ff {}{}), gating {}, {}, routed scale {}, first {} layers dense\n",
+             hp.moe.n_expert, hp.moe.n_expert_used, hp.moe.n_expert_shared, hp.moe.n_ff_shared,
+             hp.moe.shared_expert_gate ? ", sigmoid-gated" : "", gating,
+             hp.moe.normalize_top_k ? "top-k renormalised" : "top-k not renormalised", hp.moe.routed_scale,
+             hp.moe.n_leading_dense);
+  if (hp.moe.n_group > 1 || hp.moe.selection_bias) {
+    fmt::print("routing: {} groups, {} used per token{}\n", hp.moe.n_group, hp.moe.n_group_used,
+               hp.moe.selection_bias ? ", selection bias (exp_probs_b)" : "");
+  }
   fmt::print("{:>6} {:>10} {:>10} {:>10} {:>26}\n", "layer", "gate", "up", "down", "expert (n_embd x n_ff)");
   for (int l = 0; l < hp.n_layer; ++l) {
     const model::LayerWeights& w = m.weights().layers[static_cast<size_t>(l)];
