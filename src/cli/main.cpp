@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add(moe::cli::add_tokenize_command);
   add(moe::cli::add_detokenize_command);
   add(moe::cli::add_train_command);
+  add(moe::cli::add_train_tokenizer_command);
   add(moe::cli::add_bench_command);
   try {
     app.parse(argc, argv);

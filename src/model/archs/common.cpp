@@ -66,4 +66,15 @@ void add_ffn(const HParams& hp, int l, std::vector<SlottedDesc>& list) {
   }
 }
 
+std::vector<SlottedDesc> describe_standard(const HParams& hp, AttentionTensors attention, bool output_required) {
+  std::vector<SlottedDesc> list;
+  add_embedding(hp, list);
+  for (int l = 0; l < hp.n_layer; ++l) {
+    add_attention(hp, l, list, attention);
+    add_ffn(hp, l, list);
+  }
+  add_output(hp, list, output_required);
+  return list;
+}
+
 }  // namespace moe::model::archs

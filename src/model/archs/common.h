@@ -46,4 +46,8 @@ void add_attention(const HParams& hp, int layer, std::vector<SlottedDesc>& list,
 // selection bias (hp.moe.selection_bias).
 void add_ffn(const HParams& hp, int layer, std::vector<SlottedDesc>& list);
 
+// The tensors of a standard llama-family body: embedding, per layer attention + FFN, output.
+std::vector<SlottedDesc> describe_standard(const HParams& hp, AttentionTensors attention = {},
+                                           bool output_required = false);
+
 }  // namespace moe::model::archs

@@ -39,14 +39,7 @@ Result<HParams> read_dots1_hparams(const formats::GgufFile& file) {
 }
 
 std::vector<SlottedDesc> describe_dots1_tensors(const HParams& hp) {
-  std::vector<SlottedDesc> list;
-  archs::add_embedding(hp, list);
-  for (int l = 0; l < hp.n_layer; ++l) {
-    archs::add_attention(hp, l, list);
-    archs::add_ffn(hp, l, list);
-  }
-  archs::add_output(hp, list, /*output_required=*/true);
-  return list;
+  return archs::describe_standard(hp, {}, /*output_required=*/true);
 }
 
 }  // namespace

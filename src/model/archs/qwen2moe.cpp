@@ -19,14 +19,7 @@ Result<HParams> read_qwen2moe_hparams(const formats::GgufFile& file) {
 }
 
 std::vector<SlottedDesc> describe_qwen2moe_tensors(const HParams& hp) {
-  std::vector<SlottedDesc> list;
-  archs::add_embedding(hp, list);
-  for (int l = 0; l < hp.n_layer; ++l) {
-    archs::add_attention(hp, l, list, {.biases = archs::Presence::kRequired});
-    archs::add_ffn(hp, l, list);
-  }
-  archs::add_output(hp, list, /*output_required=*/true);
-  return list;
+  return archs::describe_standard(hp, {.biases = archs::Presence::kRequired}, /*output_required=*/true);
 }
 
 }  // namespace
