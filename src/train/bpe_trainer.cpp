@@ -351,7 +351,7 @@ Result<tokenizer::VocabData> BpeTrainer::train() const {
     progress = {n_special + symbols.size(), options_.vocab_size, best->count};
     if (options_.progress && merges.size() % kProgressEvery == 0) options_.progress(progress);
   }
-  if (options_.progress) options_.progress(progress);
+  if (options_.progress && (merges.empty() || merges.size() % kProgressEvery != 0)) options_.progress(progress);
   return make_vocab_data(options_, symbols, merges);
 }
 
