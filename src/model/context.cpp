@@ -110,7 +110,9 @@ void InferenceContext::eval_micro_batch(std::span<const int32_t> tokens, bool co
     for (float& x : hidden_) x *= hp.embedding_scale;
   }
   LayerContext ctx{model_, hp, pool_, kv_, scratch_, n_t, n_past_, hidden_.data()};
-  ctx.last_token_only = compute_logits;
+  // Routing statistics need every token through every layer.
+  ctx.last_token_only = compute_logits && routing_ == nullptr;
+  ctx.routing = routing_;
   for (int layer = 0; layer < hp.n_layer; ++layer) model_.arch().forward_layer(ctx, layer);
   n_past_ += n_t;
   if (!compute_logits) return;

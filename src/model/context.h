@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "model/routing_stats.h"
 
 namespace moe::model {
 
@@ -95,6 +96,7 @@ struct LayerContext {
   // Set when only the last token's logits are wanted: after the last layer's attention,
   // attention_block keeps that token alone (n_tokens becomes 1), as llama.cpp does.
   bool last_token_only = false;
+  RoutingStats* routing = nullptr;  // when set, MoE layers record their expert choices
 
   const LayerWeights& layer(int index) const { return model.weights().layers[static_cast<size_t>(index)]; }
 };
@@ -118,6 +120,9 @@ class InferenceContext {
   // the conversation so far). No-op when n_keep >= n_past().
   void truncate(int64_t n_keep) { n_past_ = std::clamp<int64_t>(n_keep, 0, n_past_); }
   const KvCache& kv_cache() const { return kv_; }
+  // Makes MoE layers count their expert choices into `stats` (null: stop counting). The
+  // caller keeps `stats` alive while it is set.
+  void set_routing_stats(RoutingStats* stats) { routing_ = stats; }
 
  private:
   InferenceContext(const Model& model, const ContextParams& params, ThreadPool& pool);
@@ -131,6 +136,7 @@ class InferenceContext {
   std::vector<float> hidden_;
   std::vector<float> logits_;
   int64_t n_past_ = 0;
+  RoutingStats* routing_ = nullptr;
 };
 
 }  // namespace moe::model

@@ -149,7 +149,7 @@ void run_expert(LayerContext& ctx, const LayerWeights& w, int expert, const Expe
   }
 }
 
-void moe_ffn(LayerContext& ctx, const LayerWeights& w) {
+void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   const HParams& hp = ctx.hp;
   const MoeSpec& spec = hp.moe;
   const int64_t n_t = ctx.n_tokens;
@@ -162,6 +162,7 @@ void moe_ffn(LayerContext& ctx, const LayerWeights& w) {
   std::vector<ExpertGroup> groups(static_cast<size_t>(spec.n_expert));
   for (int64_t t = 0; t < n_t; ++t) {
     routes[static_cast<size_t>(t)] = route_token(spec, router.data() + t * spec.n_expert, bias);
+    if (ctx.routing != nullptr) ctx.routing->record(layer, routes[static_cast<size_t>(t)].experts);
     const RoutedToken& r = routes[static_cast<size_t>(t)];
     for (int slot = 0; slot < spec.n_expert_used; ++slot) {
       ExpertGroup& g = groups[static_cast<size_t>(r.experts[static_cast<size_t>(slot)])];
@@ -193,7 +194,7 @@ void ffn_block(LayerContext& ctx, int layer) {
   const LayerWeights& w = ctx.layer(layer);
   norm_tokens(ctx, w[LayerSlot::kFfnNorm]);
   if (ctx.hp.layer_is_moe(layer)) {
-    moe_ffn(ctx, w);
+    moe_ffn(ctx, w, layer);
   } else {
     dense_ffn(ctx, w);
   }

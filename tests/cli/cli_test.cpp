@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 #include <string>
 
 namespace {
@@ -203,6 +204,41 @@ TEST(CliBench, BadListsAreErrors) {
   const CommandResult r = moe("bench -m /nonexistent.gguf -p 1,x");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("-p: 'x' is not a non-negative integer"), std::string::npos) << r.err;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(CliExperts, TableCoversEveryLayerAndSharesSumToOneHundred) {
+  const std::string path = temp_path("experts.gguf"), svg = temp_path("experts.svg");
+  ASSERT_EQ(moe("gen --preset small-moe --type q8_0 -q -o " + path).exit_code, 0);
+  const CommandResult r = moe("experts -m " + path + " -p 'The quick brown fox jumps over the lazy dog' -c 8 --svg " + svg);
+  std::remove(path.c_str());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // small-moe: 4 MoE layers of 8 experts; each line's shares add up to 100%.
+  std::istringstream lines(r.out);
+  int layers = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("L", 0) != 0) continue;
+    ++layers;
+    std::istringstream shares(line.substr(line.find('[') + 1));
+    double total = 0, v = 0;
+    for (int e = 0; e < 8 && shares >> v; ++e) total += v;
+    EXPECT_NEAR(total, 100.0, 0.5) << line;
+  }
+  EXPECT_EQ(layers, 4) << r.out;
+  EXPECT_NE(slurp(svg).find("<svg"), std::string::npos);
+  std::remove(svg.c_str());
+}
+
+TEST(CliExperts, DenseModelIsAClearError) {
+  const std::string path = temp_path("dense.gguf");
+  ASSERT_EQ(moe("gen --preset tiny -q -o " + path).exit_code, 0);
+  const CommandResult r = moe("experts -m " + path + " -p hello");
+  std::remove(path.c_str());
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("no routed experts"), std::string::npos) << r.err;
 }
 
 }  // namespace
