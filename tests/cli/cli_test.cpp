@@ -251,3 +251,18 @@ TEST(CliExperts, DenseModelIsAClearError) {
 }
 
 }  // namespace
+
+namespace {
+
+// The README's main command runs the committed default model; it must load and generate.
+TEST(CliDefaultModel, TrainedDefaultModelGeneratesText) {
+  const std::string model = std::string(MOE_SOURCE_DIR) + "/models/kjv-moe-q8_0.gguf";
+  ASSERT_TRUE(std::filesystem::exists(model)) << model;
+  const CommandResult r = moe("run -m " + model + " -p 'In the beginning' -n 24 --temp 0 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_GE(r.out.size(), 24u) << r.out;
+  const CommandResult info = moe("inspect -m " + model + " --no-tensors");
+  EXPECT_NE(info.out.find("MoE: 4 experts, top-2"), std::string::npos) << info.out;
+}
+
+}  // namespace
