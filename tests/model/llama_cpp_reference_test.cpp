@@ -1,5 +1,6 @@
 // moe.cpp alone against token ids and logits recorded from llama.cpp (tests/data/
-// llama_cpp_reference/*.txt say exactly how): one case per architecture and shape. The model
+// llama_cpp_reference/*.txt say exactly how): one case per architecture, shape and (for the
+// quantized llama files) weight type. The model
 // is rewritten by our deterministic generator, so only the small recorded results are stored.
 #include <gtest/gtest.h>
 
@@ -65,7 +66,11 @@ TEST_P(LlamaCppReference, SameGreedyTokensAndLogits) {
   const Reference ref = read_reference(GetParam());
   ASSERT_FALSE(ref.logits.empty()) << "missing logits for " << GetParam();
   testing::TempFile file("llama-cpp-ref");
-  ASSERT_TRUE(testing::write_random_model(file.path, ref.fields.at("preset"), DType::kF32,
+  // Weight type: f32 unless the reference names one (quantized models must match exactly too).
+  const auto type_it = ref.fields.find("type");
+  const auto type = dtype_from_name(type_it == ref.fields.end() ? "f32" : type_it->second);
+  ASSERT_TRUE(type.has_value());
+  ASSERT_TRUE(testing::write_random_model(file.path, ref.fields.at("preset"), *type,
                                           std::stoull(ref.fields.at("seed")), {}, ref.fields.at("arch"))
                   .ok());
   auto model = Model::load(file.path);
