@@ -3,6 +3,7 @@
 
 #include <random>
 
+#include "tokenizer/utf8.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
@@ -132,25 +133,6 @@ TEST(Spm, RandomBytesNeverCrashAndRoundTrip) {
     if (plain && text.find(' ') == std::string::npos && text.find(kSpace) == std::string::npos) {
       EXPECT_EQ(detokenize(vocab, ids, true), text) << "round " << round;
     }
-  }
-}
-
-// Appends code point `cp` as UTF-8.
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
 

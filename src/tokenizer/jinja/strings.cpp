@@ -1,5 +1,7 @@
 #include "tokenizer/jinja/strings.h"
 
+#include "tokenizer/utf8.h"
+
 namespace moe::tokenizer::jinja {
 
 std::u32string utf8_decode(const std::string& s) {
@@ -35,23 +37,7 @@ std::u32string utf8_decode(const std::string& s) {
 std::string utf8_encode(const std::u32string& s) {
   std::string out;
   out.reserve(s.size());
-  for (char32_t cp : s) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
+  for (char32_t cp : s) append_utf8(out, static_cast<uint32_t>(cp));
   return out;
 }
 
