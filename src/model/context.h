@@ -11,6 +11,7 @@
 #include "core/result.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "model/expert_ffn.h"
 #include "model/model.h"
 #include "model/routing_stats.h"
 
@@ -81,6 +82,7 @@ struct Scratch {
   std::vector<float> attn_out;   // (n_tokens, n_head * head_dim_v)
   std::vector<float> block_out;  // (n_tokens, n_embd)
   std::vector<uint8_t> act;      // activations converted to a weight's vec_dot_type
+  ExpertFfnScratch experts;      // buffers of the grouped expert FFN
 };
 
 // What an architecture's layer function works on.
