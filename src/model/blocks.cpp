@@ -55,6 +55,31 @@ void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
   matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), kernels::llama_cpp_sum_order(w.n_rows(), w.n_cols(), n_tokens));
 }
 
+void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs, const float* x, int64_t n_tokens,
+                         std::vector<uint8_t>& buffer) {
+  MOE_CHECK(!outputs.empty());
+  const kernels::TypeTraits& first = *outputs[0].w->traits;
+  for (const MatmulOutput& o : outputs) MOE_CHECK(o.w->traits->vec_dot_type == first.vec_dot_type);
+  const ConvertedRows rows = convert_rows(pool, first, x, n_tokens, outputs[0].w->n_cols(), buffer);
+  int64_t total_rows = 0;
+  for (const MatmulOutput& o : outputs) total_rows += o.w->n_rows();
+  // One loop over the rows of all matrices, so the products share one pass over the pool.
+  pool.parallel_for(total_rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    int64_t offset = 0;
+    for (const MatmulOutput& o : outputs) {
+      const int64_t n_rows = o.w->n_rows();
+      const int64_t lo = std::max(begin, offset) - offset;
+      const int64_t hi = std::min(end, offset + n_rows) - offset;
+      if (lo < hi) {
+        kernels::matmul_rows(*o.w->traits, o.w->row(0), o.w->row_bytes, o.w->n_cols(), rows.data, rows.row_bytes,
+                             n_tokens, o.y, n_rows, lo, hi,
+                             kernels::llama_cpp_sum_order(n_rows, o.w->n_cols(), n_tokens));
+      }
+      offset += n_rows;
+    }
+  });
+}
+
 void norm_tokens(LayerContext& ctx, const Tensor& weight) {
   const int64_t n_embd = ctx.hp.n_embd;
   ctx.scratch.norm.resize(static_cast<size_t>(ctx.n_tokens * n_embd));
@@ -114,9 +139,18 @@ void project_qkv(LayerContext& ctx, const LayerWeights& w) {
   s.q.resize(static_cast<size_t>(n_t * n_q));
   s.k.resize(static_cast<size_t>(n_t * hp.n_embd_k_gqa()));
   s.v.resize(static_cast<size_t>(n_t * hp.n_embd_v_gqa()));
-  matmul_f32(ctx.pool, w[LayerSlot::kWq], s.norm.data(), n_t, s.q.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWk], s.norm.data(), n_t, s.k.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWv], s.norm.data(), n_t, s.v.data(), s.act);
+  const Tensor& wq = w[LayerSlot::kWq];
+  const Tensor& wk = w[LayerSlot::kWk];
+  const Tensor& wv = w[LayerSlot::kWv];
+  if (wq.traits->vec_dot_type == wk.traits->vec_dot_type && wq.traits->vec_dot_type == wv.traits->vec_dot_type) {
+    // The input is converted once and the three products share one pass.
+    const MatmulOutput outputs[] = {{&wq, s.q.data()}, {&wk, s.k.data()}, {&wv, s.v.data()}};
+    matmul_shared_input(ctx.pool, outputs, s.norm.data(), n_t, s.act);
+  } else {
+    matmul_f32(ctx.pool, wq, s.norm.data(), n_t, s.q.data(), s.act);
+    matmul_f32(ctx.pool, wk, s.norm.data(), n_t, s.k.data(), s.act);
+    matmul_f32(ctx.pool, wv, s.norm.data(), n_t, s.v.data(), s.act);
+  }
   add_bias(w[LayerSlot::kBq], s.q.data(), n_t, n_q);
   add_bias(w[LayerSlot::kBk], s.k.data(), n_t, hp.n_embd_k_gqa());
   add_bias(w[LayerSlot::kBv], s.v.data(), n_t, hp.n_embd_v_gqa());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -31,6 +32,18 @@ void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, 
 // llama.cpp's mul_mat takes for this shape.
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer);
+
+// One product of matmul_shared_input: y (n_tokens, w.n_rows()).
+struct MatmulOutput {
+  const Tensor* w = nullptr;
+  float* y = nullptr;
+};
+
+// Several products of the same input (e.g. Q, K and V): x is converted once and all rows run in
+// one loop over the pool; each product sums in the order matmul_f32 would use. The weights
+// must share a vec_dot_type.
+void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs, const float* x, int64_t n_tokens,
+                         std::vector<uint8_t>& buffer);
 
 // RMS-normalises every token of ctx.hidden with `weight` into ctx.scratch.norm.
 void norm_tokens(LayerContext& ctx, const Tensor& weight);
