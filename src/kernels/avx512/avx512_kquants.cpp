@@ -1,4 +1,4 @@
-// AVX-512 Q4_K x Q8_K: vec_dot and the multi-row x multi-token tile (the decode / prefill hot
+// AVX-512 Q4_K and Q6_K x Q8_K: vec_dot and the multi-row x multi-token tile (the decode / prefill hot
 // path of Q4_K_M models). One 512-bit register holds a 64-element chunk (two sub-blocks): low
 // nibbles in bytes 0..31, high nibbles in 32..63, matching the Q8_K bytes in memory order.
 // maddubs + vpdpwssd (VNNI) apply the per-sub-block scale; folding the upper 8 int32 lanes onto
@@ -109,6 +109,80 @@ struct Q4KTile {
   }
 };
 
+
+// One Q6_K super-block of a weight row, decoded for reuse across the tile's tokens. Register m
+// holds chunks 2m and 2m + 1 of 32 elements (elements 64m .. 64m + 63, the order of the Q8_K
+// bytes), as unsigned 6-bit values; its 16-bit scales run sub-block 4m .. 4m + 3 by quarter.
+struct Q6KDecoded {
+  __m512i quants[4];
+  __m512i scales[4];
+  __m256i scales16;  // all 16 sub-block scales, for the Q8_K bsums offset term
+  float d;
+};
+
+// Four 16-bit broadcast scales, one per 128-bit quarter.
+inline __m512i quarter_scales(const int8_t* sc) {
+  const __m256i lo = _mm256_set_m128i(_mm_set1_epi16(sc[1]), _mm_set1_epi16(sc[0]));
+  const __m256i hi = _mm256_set_m128i(_mm_set1_epi16(sc[3]), _mm_set1_epi16(sc[2]));
+  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+inline void decode_q6_k(const BlockQ6_K& b, Q6KDecoded& out) {
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m512i m2 = _mm512_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    // ql bytes 64h..64h+63: chunk 4h+0 / 4h+1 in the low nibbles, 4h+2 / 4h+3 in the high ones.
+    const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+    // High bits: chunk c of this half takes bits 2c..2c+1 of qh.
+    const __m512i qh01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+    const __m512i qh23 = _mm512_srli_epi16(qh01, 4);
+    out.quants[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(qh01, m2), 4));
+    out.quants[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                            _mm512_slli_epi16(_mm512_and_si512(qh23, m2), 4));
+  }
+  for (int m = 0; m < 4; ++m) out.scales[m] = quarter_scales(b.scales + 4 * m);
+  out.scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)));
+  out.d = _cvtsh_ss(b.d);
+}
+
+// ggml's 8 lanes of sum scale * q * y minus 32 * sum scale * bsum, for one super-block.
+inline __m256i q6_k_lanes(const Q6KDecoded& w, const BlockQ8_K& y) {
+  __m512i sum = _mm512_setzero_si512();
+  for (int m = 0; m < 4; ++m) {
+    const __m512i yq = _mm512_loadu_si512(y.qs + 64 * m);
+    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(w.quants[m], yq), w.scales[m]);
+  }
+  const __m256i bsums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y.bsums));
+  const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(bsums, w.scales16), 5);
+  const __m256i folded = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+  return _mm256_sub_epi32(folded, offset);
+}
+
+template <int R, int T>
+struct Q6KTile {
+  static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
+                  float* y, int64_t y_stride) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+      for (int r = 0; r < R; ++r) {
+        Q6KDecoded dw;
+        decode_q6_k(reinterpret_cast<const BlockQ6_K*>(w + r * w_row_bytes)[i], dw);
+        for (int t = 0; t < T; ++t) {
+          const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(x + t * x_row_bytes)[i];
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(xb.d * dw.d), _mm256_cvtepi32_ps(q6_k_lanes(dw, xb)), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) y[t * y_stride + r] = hsum_f32x8(acc[r][t]);
+    }
+  }
+};
+
 }  // namespace
 
 float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* x) {
@@ -120,6 +194,21 @@ float vec_dot_q4_k_q8_k(int64_t n, const void* w, const void* x) {
 void tile_q4_k_q8_k(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
                     size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
   dispatch_tile<Q4KTile>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+}
+
+}  // namespace moe::kernels::avx512
+
+namespace moe::kernels::avx512 {
+
+float vec_dot_q6_k_q8_k(int64_t n, const void* w, const void* x) {
+  float y;
+  Q6KTile<1, 1>::run(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(x), 0, &y, 0);
+  return y;
+}
+
+void tile_q6_k_q8_k(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
+                    size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
+  dispatch_tile<Q6KTile>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
 }
 
 }  // namespace moe::kernels::avx512
