@@ -153,7 +153,7 @@ Result<DType> choose_type(const formats::GgufTensorInfo& t, const QuantizeOption
     MOE_ASSIGN_OR_RETURN(bool hit, patterns[i]->search(t.name));
     if (hit) {
       type = options.overrides[i].type;
-      note = fmt::format("--type-for '{}'", options.overrides[i].pattern);
+      note = fmt::format("--type-for '{}={}'", options.overrides[i].pattern, dtype_name(type));
       manual = true;
       break;
     }
