@@ -89,7 +89,7 @@ struct WrittenHashes {
 // Adds the source metadata (with general.quantization_version and general.file_type set as
 // llama-quantize sets them) and every planned tensor to `writer`; tensors are converted lazily,
 // rows split over `pool`, when the writer writes. `hashes` (sized here) receives each tensor's
-// hash as it is written; it must outlive the write.
+// hash as it is written. `source`, `plan`, `pool` and `hashes` must outlive the write.
 Status add_quantized_tensors(const formats::GgufFile& source, const QuantizePlan& plan,
                              const QuantizeOptions& options, ThreadPool& pool, formats::GgufWriter& writer,
                              WrittenHashes& hashes);
