@@ -28,6 +28,7 @@ struct GenOptions {
   std::optional<int64_t> n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx_train;
   std::optional<int> n_expert, n_expert_used;
   float output_scale = 3.0f;
+  float router_skew = 0.0f;
 };
 
 void apply_overrides(const GenOptions& o, model::HParams& hp) {
@@ -81,6 +82,7 @@ int run_gen(const GenOptions& o) {
   options.weight_type = *type;
   options.seed = o.seed;
   options.output_scale = o.output_scale;
+  options.router_skew = o.router_skew;
   if (Status s = model::add_random_model(*hp, options, pool, writer); !s.ok()) return report_error(s.error().message);
   ProgressBar progress("writing " + o.output_path, !o.quiet);
   writer.set_progress([&](size_t done, size_t total) { progress.update(done, total); });
@@ -114,6 +116,9 @@ CommandRunner add_gen_command(CLI::App& app) {
   sub->add_option("--n-expert", o->n_expert, "Override: experts (0 = dense)");
   sub->add_option("--n-expert-used", o->n_expert_used, "Override: experts per token");
   sub->add_option("--output-scale", o->output_scale, "Std of the output projection times sqrt(n_embd)")
+      ->capture_default_str();
+  sub->add_option("--router-skew", o->router_skew,
+                  "Skewed expert popularity: router row of the expert ranked r scaled by (1 + r)^-skew (0: uniform)")
       ->capture_default_str();
   sub->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o] { return run_gen(*o); };

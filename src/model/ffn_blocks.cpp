@@ -117,9 +117,17 @@ struct ExpertGroup {
   std::vector<int> slots;
 };
 
-// Runs one expert over its token group; writes each token's result to its slot in `slot_out`
-// (n_tokens, n_expert_used, n_embd).
-void run_expert(LayerContext& ctx, const LayerWeights& w, int expert, const ExpertGroup& group, float* slot_out) {
+// Returns the experts with tokens in this micro-batch, most tokens first.
+std::vector<int> used_experts(const std::vector<ExpertGroup>& groups) {
+  std::vector<int64_t> counts;
+  for (const ExpertGroup& g : groups) counts.push_back(static_cast<int64_t>(g.tokens.size()));
+  return experts_by_use(counts);
+}
+
+// Runs one expert (weights `ew`, laid out as w's stacked tensors) over its token group; writes
+// each token's result to its slot in `slot_out` (n_tokens, n_expert_used, n_embd).
+void run_expert(LayerContext& ctx, const LayerWeights& w, const ExpertWeights& ew, const ExpertGroup& group,
+                float* slot_out) {
   const HParams& hp = ctx.hp;
   const int64_t n = static_cast<int64_t>(group.tokens.size());
   const int64_t n_ff = hp.n_ff_expert;
@@ -130,18 +138,18 @@ void run_expert(LayerContext& ctx, const LayerWeights& w, int expert, const Expe
   }
   std::vector<float> gate(static_cast<size_t>(n * n_ff)), up(gate.size()), down(static_cast<size_t>(n * hp.n_embd));
   std::vector<uint8_t> buffer;
-  const Tensor& gate_w = w[LayerSlot::kFfnGateExps];
-  const Tensor& up_w = w[LayerSlot::kFfnUpExps];
-  const Tensor& down_w = w[LayerSlot::kFfnDownExps];
+  const Tensor gate_w = expert_view(w[LayerSlot::kFfnGateExps], ew.gate);
+  const Tensor up_w = expert_view(w[LayerSlot::kFfnUpExps], ew.up);
+  const Tensor down_w = expert_view(w[LayerSlot::kFfnDownExps], ew.down);
   ConvertedRows rows = convert_rows(ctx.pool, *gate_w.traits, input.data(), n, hp.n_embd, buffer);
-  matmul(ctx.pool, gate_w, expert, rows, n, gate.data(), n_ff);
+  matmul(ctx.pool, gate_w, 0, rows, n, gate.data(), n_ff);
   if (up_w.traits->vec_dot_type != gate_w.traits->vec_dot_type) {
     rows = convert_rows(ctx.pool, *up_w.traits, input.data(), n, hp.n_embd, buffer);
   }
-  matmul(ctx.pool, up_w, expert, rows, n, up.data(), n_ff);
+  matmul(ctx.pool, up_w, 0, rows, n, up.data(), n_ff);
   kernels::swiglu(gate.data(), up.data(), gate.data(), n * n_ff);
   rows = convert_rows(ctx.pool, *down_w.traits, gate.data(), n, n_ff, buffer);
-  matmul(ctx.pool, down_w, expert, rows, n, down.data(), hp.n_embd);
+  matmul(ctx.pool, down_w, 0, rows, n, down.data(), hp.n_embd);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = group.tokens[static_cast<size_t>(i)];
     float* dst = slot_out + (t * hp.moe.n_expert_used + group.slots[static_cast<size_t>(i)]) * hp.n_embd;
@@ -171,9 +179,10 @@ void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
     }
   }
   std::vector<float> slot_out(static_cast<size_t>(n_t * spec.n_expert_used * hp.n_embd));
-  for (int e = 0; e < spec.n_expert; ++e) {
-    if (!groups[static_cast<size_t>(e)].tokens.empty()) run_expert(ctx, w, e, groups[static_cast<size_t>(e)], slot_out.data());
-  }
+  // Each expert writes its own slots, so the order experts run in does not change the result.
+  for_each_expert(ctx, layer, used_experts(groups), [&](int e, const ExpertWeights& ew) {
+    run_expert(ctx, w, ew, groups[static_cast<size_t>(e)], slot_out.data());
+  });
   // Weighted sum in slot order, as llama.cpp adds the weighted expert outputs.
   Scratch& s = ctx.scratch;
   s.block_out.assign(static_cast<size_t>(n_t * hp.n_embd), 0.0f);

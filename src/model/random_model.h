@@ -21,6 +21,11 @@ struct RandomModelOptions {
   // Logit spread: the output projection's std is this over sqrt(n_embd). Wider spreads make
   // greedy decoding less sensitive to rounding, which matters when comparing engines.
   float output_scale = 3.0f;
+  // Skewed expert popularity, as real routers have (random routers spread tokens uniformly, the
+  // worst case for an expert cache): router row e of a layer is scaled by (1 + rank)^-skew, with
+  // a per-layer random ranking of the experts. A wider row wins the top-k more often, so
+  // popularity falls steeply with rank; 0 keeps routers uniform.
+  float router_skew = 0.0f;
 };
 
 // Adds hyperparameter metadata and every tensor of `hp.arch` to `writer` (tensors filled lazily
