@@ -104,23 +104,6 @@ Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t t
   return ok_status();
 }
 
-// Row scales for a router under `skew`: (1 + rank)^-skew, ranks a per-tensor permutation of the
-// experts (so each layer has its own popular experts).
-RowScale router_row_scale(const TensorDesc& desc, float skew, uint64_t tensor_seed) {
-  if (skew == 0.0f || desc.name.find("ffn_gate_inp.weight") == std::string::npos || desc.shape.size() < 2) return {};
-  const int64_t n_expert = desc.shape[1];
-  std::vector<int64_t> rank(static_cast<size_t>(n_expert));
-  for (int64_t e = 0; e < n_expert; ++e) rank[static_cast<size_t>(e)] = e;
-  uint64_t state = tensor_seed;
-  for (int64_t i = n_expert - 1; i > 0; --i) {  // Fisher-Yates with splitmix64
-    state = splitmix64(state);
-    std::swap(rank[static_cast<size_t>(i)], rank[static_cast<size_t>(state % static_cast<uint64_t>(i + 1))]);
-  }
-  return [rank, skew](int64_t row) {
-    return std::pow(1.0f + static_cast<float>(rank[static_cast<size_t>(row)]), -skew);
-  };
-}
-
 }  // namespace
 
 namespace {
@@ -199,6 +182,23 @@ void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
   }
 }
 
+std::function<float(int64_t)> router_row_scale(const std::string& name, const std::vector<int64_t>& shape, float skew,
+                                               uint64_t seed) {
+  if (skew == 0.0f || name.find("ffn_gate_inp.weight") == std::string::npos || shape.size() < 2) return {};
+  const uint64_t tensor_seed = splitmix64(seed) ^ hash_name(name);
+  const int64_t n_expert = shape[1];
+  std::vector<int64_t> rank(static_cast<size_t>(n_expert));
+  for (int64_t e = 0; e < n_expert; ++e) rank[static_cast<size_t>(e)] = e;
+  uint64_t state = tensor_seed;
+  for (int64_t i = n_expert - 1; i > 0; --i) {  // Fisher-Yates with splitmix64
+    state = splitmix64(state);
+    std::swap(rank[static_cast<size_t>(i)], rank[static_cast<size_t>(state % static_cast<uint64_t>(i + 1))]);
+  }
+  return [rank, skew](int64_t row) {
+    return std::pow(1.0f + static_cast<float>(rank[static_cast<size_t>(row)]), -skew);
+  };
+}
+
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer) {
   MOE_TRY(validate_hparams(hp));
@@ -215,7 +215,7 @@ Status add_random_model(const HParams& hp, const RandomModelOptions& options, Th
     }
     const InitRule rule = init_rule(desc, options);
     const uint64_t tensor_seed = splitmix64(options.seed) ^ hash_name(desc.name);
-    const RowScale scale = router_row_scale(desc, options.router_skew, tensor_seed);
+    const RowScale scale = router_row_scale(desc.name, desc.shape, options.router_skew, options.seed);
     MOE_TRY(writer.add_tensor_lazy(desc.name, type, desc.shape, [=, &pool](std::span<uint8_t> out) {
       return fill_tensor(desc, type, rule, tensor_seed, scale, pool, out);
     }));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/thread_pool.h"
@@ -32,6 +33,12 @@ struct RandomModelOptions {
 // at write time, one at a time). The caller adds tokenizer metadata and writes the file.
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer);
+
+// Returns the scale of each row (expert) of router tensor `name` of `shape` under
+// RandomModelOptions::router_skew = `skew` and seed `seed`; empty when `name` is not a router or
+// skew is 0. Each router gets its own ranking of the experts.
+std::function<float(int64_t row)> router_row_scale(const std::string& name, const std::vector<int64_t>& shape,
+                                                   float skew, uint64_t seed);
 
 // Sets the general.* and <arch>.* hyperparameter keys llama.cpp reads for `hp` (shared with the
 // trainer's export, so trained and random models carry the same metadata).
