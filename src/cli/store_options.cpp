@@ -45,9 +45,12 @@ Result<std::vector<std::pair<int, int>>> parse_pins(const std::string& text) {
 // gets a process killed in a cgroup.
 uint64_t reserved_estimate(const model::HParams& hp, uint64_t kv_bytes, int64_t n_ubatch, int64_t n_ctx) {
   const int64_t k = std::max(hp.moe.n_expert_used, 1);
-  const int64_t per_token = hp.n_embd * (16 + 3 * k) + 3 * std::max(hp.n_ff, hp.n_ff_expert) +
-                            hp.moe.n_expert + hp.n_head * std::min<int64_t>(n_ctx, 4096);
-  return kv_bytes + static_cast<uint64_t>(n_ubatch * per_token) * 4 + static_cast<uint64_t>(hp.n_vocab) * 8 +
+  // Per token of a micro-batch: the block scratch (norm, q, k, v, attention and block outputs,
+  // residual), the k expert outputs, one expert's gate/up rows, router logits.
+  const int64_t per_token = hp.n_embd * (10 + 2 * k) + 3 * std::max(hp.n_ff, hp.n_ff_expert) + hp.moe.n_expert;
+  // Attention scores are per head group and thread, not per token: a few rows of n_ctx.
+  const int64_t scores = 8 * hp.n_head * n_ctx;
+  return kv_bytes + static_cast<uint64_t>(n_ubatch * per_token + scores) * 4 + static_cast<uint64_t>(hp.n_vocab) * 8 +
          (uint64_t{64} << 20);
 }
 

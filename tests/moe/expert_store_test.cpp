@@ -123,7 +123,12 @@ TEST_P(StoreOptionsBitIdentical, LogitsMatch) {
 
 INSTANTIATE_TEST_SUITE_P(All, StoreOptionsBitIdentical,
                          ::testing::Combine(::testing::Values(PolicyKind::kLru, PolicyKind::kLfu, PolicyKind::kRouting),
-                                            ::testing::Bool(), ::testing::Bool()));
+                                            ::testing::Bool(), ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::string(policy_name(std::get<0>(info.param))) +
+                                  (std::get<1>(info.param) ? "_per_layer" : "_global") +
+                                  (std::get<2>(info.param) ? "_prefetch" : "_no_prefetch");
+                         });
 
 TEST(ExpertStore, EverythingFitsMeansEveryExpertIsReadOnce) {
   TempFile file("store-fits");
