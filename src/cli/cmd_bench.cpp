@@ -79,9 +79,11 @@ double active_bytes_per_token(const model::Model& m) {
   return bytes;
 }
 
-std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab) {
+// Pseudo-random tokens; each repetition draws its own (`stream`), so an expert cache warmed by one
+// repetition does not get the same routing again in the next.
+std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab, uint64_t stream) {
   std::vector<int32_t> tokens(static_cast<size_t>(n));
-  uint64_t state = 12345;
+  uint64_t state = 12345 + stream * 0x9e3779b97f4a7c15ull;
   for (auto& t : tokens) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     t = static_cast<int32_t>((state >> 33) % static_cast<uint64_t>(n_vocab));
@@ -90,9 +92,10 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab) {
 }
 
 // Times one test: n_prompt tokens in one batch, or n_gen tokens decoded one at a time.
-Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t n_gen, int64_t n_vocab) {
+Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t n_gen, int64_t n_vocab,
+                        uint64_t stream) {
   ctx.reset();
-  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab);
+  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab, stream);
   const auto start = std::chrono::steady_clock::now();
   if (n_prompt > 0) {
     MOE_TRY(ctx.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(n_prompt))));
@@ -110,11 +113,11 @@ Result<BenchRecord> run_test(const model::Model& m, experts::ExpertStore* store,
   params.n_ctx = bench_n_ctx(n_prompt, n_gen);
   MOE_ASSIGN_OR_RETURN(auto ctx, model::InferenceContext::create(m, params, pool));
   ctx->set_expert_source(store);
-  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab));  // warm-up
+  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab, 0));  // warm-up
   if (store != nullptr) store->reset_stats();
   BenchRecord r{n_prompt, n_gen, threads, {}, 0.0, 0.0, std::nullopt};
   for (int i = 0; i < reps; ++i) {
-    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab));
+    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab, static_cast<uint64_t>(i) + 1));
     r.samples_ts.push_back(static_cast<double>(n_prompt + n_gen) / seconds);
   }
   double sum = 0.0, sq = 0.0;
