@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev libfmt-dev libpcre2-dev libicu-dev
+  libcli11-dev nlohmann-json3-dev libfmt-dev libpcre2-dev libicu-dev liburing-dev
   python3 python3-numpy python3-jinja2
 )
 

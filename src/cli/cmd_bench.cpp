@@ -6,11 +6,13 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/store_options.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "model/context.h"
@@ -29,6 +31,7 @@ struct BenchOptions {
   int repetitions = 5;
   std::string output = "md";
   bool measure_bandwidth = true;
+  StoreCliOptions store;
 };
 
 struct BenchRecord {
@@ -38,6 +41,7 @@ struct BenchRecord {
   std::vector<double> samples_ts;
   double avg_ts = 0.0;
   double stddev_ts = 0.0;
+  std::optional<experts::StoreStats> store;  // over the timed repetitions
 };
 
 Result<std::vector<int64_t>> parse_list(const std::string& text, const char* option) {
@@ -75,9 +79,11 @@ double active_bytes_per_token(const model::Model& m) {
   return bytes;
 }
 
-std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab) {
+// Pseudo-random tokens; each repetition draws its own (`stream`), so an expert cache warmed by one
+// repetition does not get the same routing again in the next.
+std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab, uint64_t stream) {
   std::vector<int32_t> tokens(static_cast<size_t>(n));
-  uint64_t state = 12345;
+  uint64_t state = 12345 + stream * 0x9e3779b97f4a7c15ull;
   for (auto& t : tokens) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
     t = static_cast<int32_t>((state >> 33) % static_cast<uint64_t>(n_vocab));
@@ -86,9 +92,10 @@ std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab) {
 }
 
 // Times one test: n_prompt tokens in one batch, or n_gen tokens decoded one at a time.
-Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t n_gen, int64_t n_vocab) {
+Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t n_gen, int64_t n_vocab,
+                        uint64_t stream) {
   ctx.reset();
-  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab);
+  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab, stream);
   const auto start = std::chrono::steady_clock::now();
   if (n_prompt > 0) {
     MOE_TRY(ctx.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(n_prompt))));
@@ -97,15 +104,20 @@ Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t 
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-Result<BenchRecord> run_test(const model::Model& m, int threads, int64_t n_prompt, int64_t n_gen, int reps) {
+int64_t bench_n_ctx(int64_t n_prompt, int64_t n_gen) { return std::max<int64_t>(n_prompt + n_gen, 16); }
+
+Result<BenchRecord> run_test(const model::Model& m, experts::ExpertStore* store, int threads, int64_t n_prompt,
+                             int64_t n_gen, int reps) {
   ThreadPool pool(threads);
   model::ContextParams params;
-  params.n_ctx = std::max<int64_t>(n_prompt + n_gen, 16);
+  params.n_ctx = bench_n_ctx(n_prompt, n_gen);
   MOE_ASSIGN_OR_RETURN(auto ctx, model::InferenceContext::create(m, params, pool));
-  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab));  // warm-up
-  BenchRecord r{n_prompt, n_gen, threads, {}, 0.0, 0.0};
+  ctx->set_expert_source(store);
+  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab, 0));  // warm-up
+  if (store != nullptr) store->reset_stats();
+  BenchRecord r{n_prompt, n_gen, threads, {}, 0.0, 0.0, std::nullopt};
   for (int i = 0; i < reps; ++i) {
-    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab));
+    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab, static_cast<uint64_t>(i) + 1));
     r.samples_ts.push_back(static_cast<double>(n_prompt + n_gen) / seconds);
   }
   double sum = 0.0, sq = 0.0;
@@ -113,7 +125,17 @@ Result<BenchRecord> run_test(const model::Model& m, int threads, int64_t n_promp
   r.avg_ts = sum / static_cast<double>(r.samples_ts.size());
   for (double v : r.samples_ts) sq += (v - r.avg_ts) * (v - r.avg_ts);
   r.stddev_ts = r.samples_ts.size() > 1 ? std::sqrt(sq / static_cast<double>(r.samples_ts.size() - 1)) : 0.0;
+  if (store != nullptr) r.store = store->stats();
   return r;
+}
+
+nlohmann::ordered_json store_json(const experts::StoreStats& s) {
+  return {{"tokens", s.tokens}, {"expert_uses", s.expert_uses}, {"hit_rate", s.hit_rate()}, {"hits", s.hits},
+          {"late_prefetches", s.late_prefetches}, {"misses", s.misses}, {"reads", s.reads},
+          {"prefetch_reads", s.prefetch_reads}, {"prefetch_used", s.prefetch_used}, {"evictions", s.evictions},
+          {"bytes_read", s.bytes_read}, {"bytes_per_token", s.bytes_per_token()},
+          {"stall_ms_per_token", 1e3 * s.stall_seconds_per_token()}, {"prefetch_precision", s.precision()},
+          {"prefetch_recall", s.recall()}, {"expert_uses_per_layer", s.uses}};
 }
 
 std::string test_name(const BenchRecord& r) {
@@ -131,6 +153,16 @@ int run_bench(const BenchOptions& o) {
   }
   auto model = model::Model::load(o.model_path);
   if (!model.ok()) return report_error(model.error().message);
+  // Sized for the largest test: the KV cache of its context (f16, as the contexts below use).
+  int64_t max_ctx = 16, max_prompt = 1;
+  for (int64_t p : *prompts) max_prompt = std::max(max_prompt, p);
+  for (int64_t p : *prompts) {
+    for (int64_t n : *gens) max_ctx = std::max(max_ctx, bench_n_ctx(p, n));
+  }
+  const model::HParams& hp = (*model)->hparams();
+  const uint64_t kv_bytes = static_cast<uint64_t>(hp.n_layer * max_ctx * (hp.n_embd_k_gqa() + hp.n_embd_v_gqa()) * 2);
+  auto store = make_store(**model, o.store, kv_bytes, std::min<int64_t>(max_prompt, 512), max_ctx);
+  if (!store.ok()) return report_error(store.error().message);
   const model::Model& m = **model;
   const double bytes_per_token = active_bytes_per_token(m);
   double bandwidth = 0.0;
@@ -142,13 +174,13 @@ int run_bench(const BenchOptions& o) {
   for (int64_t t : *threads) {
     for (int64_t p : *prompts) {
       if (p == 0) continue;
-      auto r = run_test(m, static_cast<int>(t), p, 0, o.repetitions);
+      auto r = run_test(m, store->get(), static_cast<int>(t), p, 0, o.repetitions);
       if (!r.ok()) return report_error(r.error().message);
       records.push_back(*r);
     }
     for (int64_t n : *gens) {
       if (n == 0) continue;
-      auto r = run_test(m, static_cast<int>(t), 0, n, o.repetitions);
+      auto r = run_test(m, store->get(), static_cast<int>(t), 0, n, o.repetitions);
       if (!r.ok()) return report_error(r.error().message);
       records.push_back(*r);
     }
@@ -170,6 +202,7 @@ int run_bench(const BenchOptions& o) {
                      {"active_bytes_per_token", bytes_per_token}, {"decode_gbps", gbps},
                      {"read_bandwidth_gbps", bandwidth},
                      {"roofline_pct", bandwidth > 0 && r.n_gen > 0 ? 100.0 * gbps / bandwidth : 0.0}});
+      if (r.store) out.back()["expert_store"] = store_json(*r.store);
     }
     fmt::print("{}\n", out.dump(2));
     return 0;
@@ -181,6 +214,9 @@ int run_bench(const BenchOptions& o) {
     fmt::print("| {} | {:.2f} GiB | {:.2f} B | {:.2f} B | {} | {} | {:.2f} ± {:.2f} | {} |\n", model_name,
                static_cast<double>(file_bytes) / (1 << 30), counts.total / 1e9, counts.active / 1e9, r.n_threads,
                test_name(r), r.avg_ts, r.stddev_ts, gbps);
+  }
+  for (const BenchRecord& r : records) {
+    if (r.store) fmt::print("\n{} at {} threads, {}", test_name(r), r.n_threads, experts::format_store_stats(*r.store, false));
   }
   if (bandwidth > 0) {
     fmt::print("\nmeasured read bandwidth: {:.1f} GB/s ({} threads); active bytes per token: {:.1f} MB\n", bandwidth,
@@ -207,6 +243,7 @@ CommandRunner add_bench_command(CLI::App& app) {
   sub->add_option("-r,--repetitions", o->repetitions, "Repetitions per test")->capture_default_str();
   sub->add_option("-o,--output", o->output, "Output format: md or json")->capture_default_str();
   sub->add_flag("!--no-bandwidth", o->measure_bandwidth, "Skip measuring the memory read bandwidth");
+  add_store_options(*sub, o->store);
   return [o] { return run_bench(*o); };
 }
 

@@ -2,6 +2,7 @@
 // benchmarks and the embedded default. Deterministic for a seed.
 #include <fmt/format.h>
 
+#include <cstring>
 #include <optional>
 #include <string>
 
@@ -28,7 +29,34 @@ struct GenOptions {
   std::optional<int64_t> n_layer, n_embd, n_ff, n_head, n_head_kv, n_ctx_train;
   std::optional<int> n_expert, n_expert_used;
   float output_scale = 3.0f;
+  float router_skew = 0.0f;
+  std::string from_path;
 };
+
+// Copies every key and tensor of `from` into `writer`, scaling the rows of its (f32) routers by
+// router_row_scale: the same weights with skewed routing, without regenerating (and
+// requantizing) gigabytes of experts.
+Status copy_with_skewed_routers(const formats::GgufFile& from, float skew, uint64_t seed, formats::GgufWriter& writer) {
+  for (const auto& [key, value] : from.metadata()) writer.set(key, value);
+  for (const formats::GgufTensorInfo& t : from.tensors()) {
+    auto scale = model::router_row_scale(t.name, t.shape, skew, seed);
+    if (scale && t.type != DType::kF32) return make_error("router '{}' is not f32; cannot skew it", t.name);
+    const uint8_t* src = t.data;
+    const int64_t n_cols = t.shape[0];
+    MOE_TRY(writer.add_tensor_lazy(t.name, t.type, t.shape, [src, scale, n_cols](std::span<uint8_t> out) {
+      std::memcpy(out.data(), src, out.size());
+      if (scale) {
+        auto* rows = reinterpret_cast<float*>(out.data());
+        const int64_t n_rows = static_cast<int64_t>(out.size() / sizeof(float)) / n_cols;
+        for (int64_t r = 0; r < n_rows; ++r) {
+          for (int64_t c = 0; c < n_cols; ++c) rows[r * n_cols + c] *= scale(r);
+        }
+      }
+      return ok_status();
+    }));
+  }
+  return ok_status();
+}
 
 // Applies the shape overrides and re-derives the architecture's dependent fields from the new
 // shape. Without overrides the preset is kept exactly (deepseek-v2-lite sets fields that the
@@ -64,8 +92,20 @@ Result<int64_t> copy_vocab(const std::string& path, formats::GgufWriter& writer)
   return static_cast<int64_t>(tokens->array_size());
 }
 
+int run_gen_from(const GenOptions& o) {
+  auto from = formats::GgufFile::open(o.from_path);
+  if (!from.ok()) return report_error(from.error().message);
+  formats::GgufWriter writer;
+  if (Status s = copy_with_skewed_routers(*from, o.router_skew, o.seed, writer); !s.ok()) return report_error(s.error().message);
+  ProgressBar progress("writing " + o.output_path, !o.quiet);
+  writer.set_progress([&](size_t done, size_t total) { progress.update(done, total); });
+  if (Status s = writer.write(o.output_path); !s.ok()) return report_error(s.error().message);
+  return 0;
+}
+
 int run_gen(const GenOptions& o) {
   if (o.output_path.empty()) return report_error("gen needs an output file (-o FILE)");
+  if (!o.from_path.empty()) return run_gen_from(o);
   auto type = dtype_from_name(o.type_name);
   if (!type) return report_error(fmt::format("unknown weight type '{}'", o.type_name));
   auto hp = model::preset_hparams(o.arch, o.preset);
@@ -87,6 +127,7 @@ int run_gen(const GenOptions& o) {
   options.weight_type = *type;
   options.seed = o.seed;
   options.output_scale = o.output_scale;
+  options.router_skew = o.router_skew;
   if (Status s = model::add_random_model(*hp, options, pool, writer); !s.ok()) return report_error(s.error().message);
   ProgressBar progress("writing " + o.output_path, !o.quiet);
   writer.set_progress([&](size_t done, size_t total) { progress.update(done, total); });
@@ -121,6 +162,12 @@ CommandRunner add_gen_command(CLI::App& app) {
   sub->add_option("--n-expert-used", o->n_expert_used, "Override: experts per token");
   sub->add_option("--output-scale", o->output_scale, "Std of the output projection times sqrt(n_embd)")
       ->capture_default_str();
+  sub->add_option("--router-skew", o->router_skew,
+                  "Skewed expert popularity: router row of the expert ranked r scaled by (1 + r)^-skew (0: uniform)")
+      ->capture_default_str();
+  sub->add_option("--from", o->from_path,
+                  "Copy this GGUF (weights and metadata) instead of drawing random weights; with --router-skew, its "
+                  "f32 routers are skewed");
   sub->add_flag("-q,--quiet", o->quiet, "No progress output");
   return [o] { return run_gen(*o); };
 }

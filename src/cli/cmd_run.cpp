@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/store_options.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "model/context.h"
@@ -39,6 +40,8 @@ struct RunOptions {
   bool chat = false;
   std::string system_prompt;
   runtime::SamplerParams sampling;
+  StoreCliOptions store;
+  bool print_stats = false;
 };
 
 Result<std::string> read_prompt(const RunOptions& o) {
@@ -132,6 +135,9 @@ int run(const RunOptions& o) {
   cparams.kv_type = o.cache_type == "f32" ? model::KvType::kF32 : model::KvType::kF16;
   auto ctx = model::InferenceContext::create(**model, cparams, pool);
   if (!ctx.ok()) return report_error(ctx.error().message);
+  auto store = make_store(**model, o.store, (*ctx)->kv_cache().bytes(), o.n_batch, o.n_ctx);
+  if (!store.ok()) return report_error(store.error().message);
+  (*ctx)->set_expert_source(store->get());
   if (o.chat) return run_chat(o, **model, *vocab, **ctx);
   MOE_LOG_INFO("moe: {} ({}), {} prompt tokens, {} threads", o.model_path, (*model)->hparams().arch, prompt.size(),
                pool.size());
@@ -165,6 +171,13 @@ int run(const RunOptions& o) {
     fmt::print(stderr, "generated ids: {}\n", ids);
   }
   print_timings(*stats);
+  if (o.print_stats) {
+    if (*store) {
+      fmt::print(stderr, "{}", experts::format_store_stats((*store)->stats(), /*per_layer=*/true));
+    } else {
+      fmt::print(stderr, "expert store: off (the model fits in memory, or --expert-store off)\n");
+    }
+  }
   return 0;
 }
 
@@ -197,6 +210,8 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_flag("--print-ids", o->print_ids, "Print prompt and generated token ids to stderr");
   sub->add_flag("--chat,-i,--interactive", o->chat, "Interactive chat with the model's chat template (stdin)");
   sub->add_option("--system", o->system_prompt, "System message for --chat");
+  sub->add_flag("--stats", o->print_stats, "Print expert-store statistics (hit rate, reads, stalls, prediction)");
+  add_store_options(*sub, o->store);
   return [o] { return run(*o); };
 }
 

@@ -95,6 +95,11 @@ class GgufFile {
   uint64_t alignment() const { return alignment_; }
   uint64_t data_offset() const { return data_offset_; }
   const std::string& path() const { return path_; }
+  // Returns the whole mapped file (empty when parsed from memory), for callers that advise the
+  // kernel about their ranges (madvise needs the page-aligned mapping start).
+  std::span<const uint8_t> mapped_bytes() const {
+    return file_ ? std::span<const uint8_t>(file_->data(), file_->size()) : std::span<const uint8_t>();
+  }
 
   const std::vector<std::pair<std::string, GgufValue>>& metadata() const { return kvs_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }

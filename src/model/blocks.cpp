@@ -80,6 +80,27 @@ void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs
   });
 }
 
+Tensor expert_view(const Tensor& stacked, const uint8_t* data) {
+  Tensor view;
+  view.type = stacked.type;
+  view.shape = {stacked.n_cols(), stacked.n_rows()};
+  view.data = data;
+  view.row_bytes = stacked.row_bytes;
+  view.traits = stacked.traits;
+  return view;
+}
+
+std::vector<int> experts_by_use(const std::vector<int64_t>& token_counts) {
+  std::vector<int> experts;
+  for (size_t e = 0; e < token_counts.size(); ++e) {
+    if (token_counts[e] > 0) experts.push_back(static_cast<int>(e));
+  }
+  std::stable_sort(experts.begin(), experts.end(), [&](int a, int b) {
+    return token_counts[static_cast<size_t>(a)] > token_counts[static_cast<size_t>(b)];
+  });
+  return experts;
+}
+
 void norm_tokens(LayerContext& ctx, const Tensor& weight) {
   const int64_t n_embd = ctx.hp.n_embd;
   ctx.scratch.norm.resize(static_cast<size_t>(ctx.n_tokens * n_embd));

@@ -65,6 +65,29 @@ struct RoutedToken {
   std::vector<float> weights;
 };
 
+// Returns a view of one expert of a stacked *_exps tensor whose rows start at `data` (as matrix 0).
+Tensor expert_view(const Tensor& stacked, const uint8_t* data);
+
+// Returns the experts with tokens in `token_counts` (per expert), most tokens first, ties by index.
+std::vector<int> experts_by_use(const std::vector<int64_t>& token_counts);
+
+// Runs fn(expert, weights) for each of `experts` of `layer`, with the weights from ctx.experts
+// when set (which decides the order and may prefetch) or from the mapped tensors.
+template <typename Fn>
+void for_each_expert(LayerContext& ctx, int layer, std::vector<int> experts, Fn&& fn) {
+  ExpertSource* source = ctx.experts;
+  if (source == nullptr) {
+    for (int e : experts) fn(e, mapped_expert_weights(ctx.layer(layer), e));
+    return;
+  }
+  source->begin_layer(layer, experts);
+  source->hint(layer, ctx.hidden, ctx.n_tokens);
+  for (int e : experts) {
+    fn(e, source->acquire(layer, e));
+    source->release(layer, e);
+  }
+}
+
 // Picks the top-k experts from router logits per MoeSpec (softmax or sigmoid scores, optional
 // selection bias and group-limited routing, renormalisation, scaling). `selection_bias` may be
 // null.

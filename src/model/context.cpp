@@ -90,9 +90,16 @@ Status InferenceContext::eval(std::span<const int32_t> tokens) {
   for (int32_t token : tokens) {
     if (token < 0 || token >= n_vocab) return make_error("token id {} is out of range (vocabulary size {})", token, n_vocab);
   }
+  if (experts_ != nullptr) MOE_TRY(experts_->status());
+  const int64_t n_past_before = n_past_;
   for (size_t begin = 0; begin < tokens.size(); begin += static_cast<size_t>(params_.n_ubatch)) {
     const size_t end = std::min(tokens.size(), begin + static_cast<size_t>(params_.n_ubatch));
     eval_micro_batch(tokens.subspan(begin, end - begin), end == tokens.size());
+    // A failed expert read computed with zero weights: drop the positions of this call.
+    if (experts_ != nullptr && !experts_->status().ok()) {
+      n_past_ = n_past_before;
+      return experts_->status();
+    }
   }
   return ok_status();
 }
@@ -113,6 +120,7 @@ void InferenceContext::eval_micro_batch(std::span<const int32_t> tokens, bool co
   // Routing statistics need every token through every layer.
   ctx.last_token_only = compute_logits && routing_ == nullptr;
   ctx.routing = routing_;
+  ctx.experts = experts_;
   for (int layer = 0; layer < hp.n_layer; ++layer) model_.arch().forward_layer(ctx, layer);
   n_past_ += n_t;
   if (!compute_logits) return;

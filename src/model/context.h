@@ -12,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "model/expert_ffn.h"
+#include "model/expert_source.h"
 #include "model/model.h"
 #include "model/routing_stats.h"
 
@@ -99,6 +100,7 @@ struct LayerContext {
   // attention_block keeps that token alone (n_tokens becomes 1), as llama.cpp does.
   bool last_token_only = false;
   RoutingStats* routing = nullptr;  // when set, MoE layers record their expert choices
+  ExpertSource* experts = nullptr;  // when set, routed experts come from it, not the mapping
 
   const LayerWeights& layer(int index) const { return model.weights().layers[static_cast<size_t>(index)]; }
 };
@@ -125,6 +127,9 @@ class InferenceContext {
   // Makes MoE layers count their expert choices into `stats` (null: stop counting). The
   // caller keeps `stats` alive while it is set.
   void set_routing_stats(RoutingStats* stats) { routing_ = stats; }
+  // Makes MoE layers take routed experts from `source` (null: from the mapped file). The caller
+  // keeps it alive while it is set. A failure of the source fails eval().
+  void set_expert_source(ExpertSource* source) { experts_ = source; }
 
  private:
   InferenceContext(const Model& model, const ContextParams& params, ThreadPool& pool);
@@ -139,6 +144,7 @@ class InferenceContext {
   std::vector<float> logits_;
   int64_t n_past_ = 0;
   RoutingStats* routing_ = nullptr;
+  ExpertSource* experts_ = nullptr;
 };
 
 }  // namespace moe::model

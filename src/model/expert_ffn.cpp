@@ -131,49 +131,69 @@ int64_t block_size_of(DType type) {
 
 }  // namespace
 
-void grouped_expert_ffn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
-                        const std::vector<TokenRoute>& routes, int n_expert_used, float* out,
-                        ExpertFfnScratch& s, const std::vector<ExpertMatrices>* matrices) {
-  const int64_t n_embd = w.gate->n_cols();
-  const int64_t n_ff = w.gate->n_rows();
-  const int n_expert = static_cast<int>(w.gate->shape.size() > 2 ? w.gate->shape[2] : 1);
-  MOE_CHECK(static_cast<int64_t>(routes.size()) == n_tokens);
-  const Plan plan = make_plan(routes, n_expert_used, n_expert);
-  auto matrices_of = [&](int e) {
-    return matrices != nullptr ? (*matrices)[static_cast<size_t>(e)] : w.in_tensors(e);
-  };
+struct GroupedExpertFfn::State {
+  ThreadPool& pool;
+  ExpertFfnWeights w;
+  const float* x;
+  int64_t n_tokens;
+  const std::vector<TokenRoute>& routes;
+  int n_expert_used;
+  ExpertFfnScratch& s;
+  int64_t n_embd = 0;
+  int64_t n_ff = 0;
+  Plan plan;
+  std::vector<int> experts;             // plan.groups' experts in order
+  std::vector<int> group_of_expert;     // expert -> index in plan.groups, -1 when unused
+  GroupedInput in_gate, in_up;
+  Quantizer quantize_hidden = nullptr;
+  size_t hidden_row_bytes = 0;
+  int64_t hidden_block = 1;
+  size_t hidden_block_bytes = 0;
+  int64_t gate_chunk = 0;
+  int64_t n_gate_chunks = 0;
 
-  const kernels::TypeTraits& gate_t = *w.gate->traits;
-  const kernels::TypeTraits& up_t = *w.up->traits;
-  const kernels::TypeTraits& down_t = *w.down->traits;
-  const GroupedInput in_gate = prepare_input(pool, gate_t, x, n_tokens, n_embd, plan, s.input, s.grouped);
-  const GroupedInput in_up = up_t.vec_dot_type == gate_t.vec_dot_type
-                                 ? in_gate
-                                 : prepare_input(pool, up_t, x, n_tokens, n_embd, plan, s.input_up, s.grouped_up);
+  State(ThreadPool& p, const ExpertFfnWeights& weights, const float* input, int64_t n_t,
+        const std::vector<TokenRoute>& r, int k, ExpertFfnScratch& scratch)
+      : pool(p), w(weights), x(input), n_tokens(n_t), routes(r), n_expert_used(k), s(scratch) {
+    n_embd = w.gate->n_cols();
+    n_ff = w.gate->n_rows();
+    const int n_expert = static_cast<int>(w.gate->shape.size() > 2 ? w.gate->shape[2] : 1);
+    MOE_CHECK(static_cast<int64_t>(routes.size()) == n_tokens);
+    plan = make_plan(routes, n_expert_used, n_expert);
+    group_of_expert.assign(static_cast<size_t>(n_expert), -1);
+    for (size_t g = 0; g < plan.groups.size(); ++g) {
+      experts.push_back(plan.groups[g].expert);
+      group_of_expert[static_cast<size_t>(plan.groups[g].expert)] = static_cast<int>(g);
+    }
+    const kernels::TypeTraits& gate_t = *w.gate->traits;
+    const kernels::TypeTraits& up_t = *w.up->traits;
+    const kernels::TypeTraits& down_t = *w.down->traits;
+    in_gate = prepare_input(pool, gate_t, x, n_tokens, n_embd, plan, s.input, s.grouped);
+    in_up = up_t.vec_dot_type == gate_t.vec_dot_type
+                ? in_gate
+                : prepare_input(pool, up_t, x, n_tokens, n_embd, plan, s.input_up, s.grouped_up);
+    const auto pairs = static_cast<size_t>(plan.n_pairs);
+    s.gate.resize(pairs * static_cast<size_t>(n_ff));
+    s.up.resize(s.gate.size());
+    s.down.resize(pairs * static_cast<size_t>(n_embd));
+    quantize_hidden = activation_quantizer(down_t);
+    hidden_row_bytes = activation_row_bytes(down_t, n_ff);
+    hidden_block = block_size_of(down_t.vec_dot_type);
+    hidden_block_bytes = activation_row_bytes(down_t, hidden_block);
+    if (quantize_hidden != nullptr) s.hidden.resize(pairs * hidden_row_bytes);
+    gate_chunk = chunk_rows(kGateUpChunkRows, hidden_block);
+    n_gate_chunks = (n_ff + gate_chunk - 1) / gate_chunk;
+  }
 
-  const auto pairs = static_cast<size_t>(plan.n_pairs);
-  s.gate.resize(pairs * static_cast<size_t>(n_ff));
-  s.up.resize(s.gate.size());
-  const Quantizer quantize_hidden = activation_quantizer(down_t);
-  const size_t hidden_row_bytes = activation_row_bytes(down_t, n_ff);
-  const int64_t hidden_block = block_size_of(down_t.vec_dot_type);
-  const size_t hidden_block_bytes = activation_row_bytes(down_t, hidden_block);
-  if (quantize_hidden != nullptr) s.hidden.resize(pairs * hidden_row_bytes);
-
-  // Pass 1: gate and up, SwiGLU, conversion for down; per (group, row chunk), big groups first.
-  const int64_t gate_chunk = chunk_rows(kGateUpChunkRows, hidden_block);
-  const int64_t n_gate_chunks = (n_ff + gate_chunk - 1) / gate_chunk;
-  pool.run_tasks(static_cast<int64_t>(plan.groups.size()) * n_gate_chunks, [&](int64_t task) {
-    const Group& g = plan.groups[static_cast<size_t>(task / n_gate_chunks)];
-    const int64_t r0 = task % n_gate_chunks * gate_chunk;
-    const int64_t r1 = std::min(n_ff, r0 + gate_chunk);
+  // Gate and up rows [r0, r1) of group g, SwiGLU, conversion for down.
+  void gate_up_chunk(const Group& g, const ExpertMatrices& m, int64_t r0, int64_t r1) {
     const auto n = static_cast<int64_t>(g.tokens.size());
-    const ExpertMatrices m = matrices_of(g.expert);
     float* gate = s.gate.data() + g.first_pair * n_ff;
     float* up = s.up.data() + g.first_pair * n_ff;
-    kernels::matmul_rows(gate_t, m.gate, w.gate->row_bytes, n_embd, in_gate.of(g), in_gate.row_bytes, n, gate, n_ff,
-                         r0, r1);
-    kernels::matmul_rows(up_t, m.up, w.up->row_bytes, n_embd, in_up.of(g), in_up.row_bytes, n, up, n_ff, r0, r1);
+    kernels::matmul_rows(*w.gate->traits, m.gate, w.gate->row_bytes, n_embd, in_gate.of(g), in_gate.row_bytes, n,
+                         gate, n_ff, r0, r1);
+    kernels::matmul_rows(*w.up->traits, m.up, w.up->row_bytes, n_embd, in_up.of(g), in_up.row_bytes, n, up, n_ff, r0,
+                         r1);
     for (int64_t i = 0; i < n; ++i) {
       float* row = gate + i * n_ff;
       kernels::swiglu(row + r0, up + i * n_ff + r0, row + r0, r1 - r0);
@@ -182,33 +202,92 @@ void grouped_expert_ffn(ThreadPool& pool, const ExpertFfnWeights& w, const float
         quantize_hidden(row + r0, dst + static_cast<size_t>(r0 / hidden_block) * hidden_block_bytes, r1 - r0);
       }
     }
-  });
+  }
 
-  // Pass 2: down per output row chunk over every group, then each token's weighted sum.
-  s.down.resize(pairs * static_cast<size_t>(n_embd));
-  const int64_t n_down_chunks = (n_embd + kDownChunkRows - 1) / kDownChunkRows;
-  pool.run_tasks(n_down_chunks, [&](int64_t task) {
-    const int64_t r0 = task * kDownChunkRows;
-    const int64_t r1 = std::min(n_embd, r0 + kDownChunkRows);
-    for (const Group& g : plan.groups) {
-      const uint8_t* hidden = quantize_hidden != nullptr
-                                  ? s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes
-                                  : reinterpret_cast<const uint8_t*>(s.gate.data() + g.first_pair * n_ff);
-      kernels::matmul_rows(down_t, matrices_of(g.expert).down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes,
-                           static_cast<int64_t>(g.tokens.size()), s.down.data() + g.first_pair * n_embd, n_embd, r0,
-                           r1);
-    }
+  // Down rows [r0, r1) of group g into its pairs' rows of s.down.
+  void down_chunk(const Group& g, const ExpertMatrices& m, int64_t r0, int64_t r1) {
+    const uint8_t* hidden = quantize_hidden != nullptr
+                                ? s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes
+                                : reinterpret_cast<const uint8_t*>(s.gate.data() + g.first_pair * n_ff);
+    kernels::matmul_rows(*w.down->traits, m.down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes,
+                         static_cast<int64_t>(g.tokens.size()), s.down.data() + g.first_pair * n_embd, n_embd, r0, r1);
+  }
+
+  // out rows [r0, r1) of every token: the weighted sum of its slots, in slot order.
+  void combine_rows(float* out, int64_t r0, int64_t r1) const {
     for (int64_t t = 0; t < n_tokens; ++t) {
       const TokenRoute& route = routes[static_cast<size_t>(t)];
       const int64_t* pair = plan.pair_of.data() + t * n_expert_used;
       float* o = out + t * n_embd;
       for (int64_t r = r0; r < r1; ++r) {
         float sum = 0.0f;
-        for (int slot = 0; slot < n_expert_used; ++slot) sum += s.down[static_cast<size_t>(pair[slot] * n_embd + r)] * route.weights[slot];
+        for (int slot = 0; slot < n_expert_used; ++slot) {
+          sum += s.down[static_cast<size_t>(pair[slot] * n_embd + r)] * route.weights[slot];
+        }
         o[r] = sum;
       }
     }
+  }
+
+  int64_t n_down_chunks() const { return (n_embd + kDownChunkRows - 1) / kDownChunkRows; }
+};
+
+GroupedExpertFfn::GroupedExpertFfn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
+                                   const std::vector<TokenRoute>& routes, int n_expert_used, ExpertFfnScratch& scratch)
+    : state_(std::make_unique<State>(pool, w, x, n_tokens, routes, n_expert_used, scratch)) {}
+
+GroupedExpertFfn::~GroupedExpertFfn() = default;
+
+const std::vector<int>& GroupedExpertFfn::experts() const { return state_->experts; }
+
+void GroupedExpertFfn::run_all(float* out, const std::vector<ExpertMatrices>* matrices) {
+  State& st = *state_;
+  auto matrices_of = [&](int e) {
+    return matrices != nullptr ? (*matrices)[static_cast<size_t>(e)] : st.w.in_tensors(e);
+  };
+  // Pass 1: per (group, row chunk), big groups first.
+  st.pool.run_tasks(static_cast<int64_t>(st.plan.groups.size()) * st.n_gate_chunks, [&](int64_t task) {
+    const Group& g = st.plan.groups[static_cast<size_t>(task / st.n_gate_chunks)];
+    const int64_t r0 = task % st.n_gate_chunks * st.gate_chunk;
+    st.gate_up_chunk(g, matrices_of(g.expert), r0, std::min(st.n_ff, r0 + st.gate_chunk));
   });
+  // Pass 2: down per output row chunk over every group, then each token's weighted sum.
+  st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
+    const int64_t r0 = task * kDownChunkRows;
+    const int64_t r1 = std::min(st.n_embd, r0 + kDownChunkRows);
+    for (const Group& g : st.plan.groups) st.down_chunk(g, matrices_of(g.expert), r0, r1);
+    st.combine_rows(out, r0, r1);
+  });
+}
+
+void GroupedExpertFfn::run_expert(int expert, const ExpertMatrices& m) {
+  State& st = *state_;
+  MOE_CHECK(expert >= 0 && static_cast<size_t>(expert) < st.group_of_expert.size());
+  const int index = st.group_of_expert[static_cast<size_t>(expert)];
+  MOE_CHECK(index >= 0);
+  const Group& g = st.plan.groups[static_cast<size_t>(index)];
+  st.pool.run_tasks(st.n_gate_chunks, [&](int64_t task) {
+    const int64_t r0 = task * st.gate_chunk;
+    st.gate_up_chunk(g, m, r0, std::min(st.n_ff, r0 + st.gate_chunk));
+  });
+  st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
+    const int64_t r0 = task * kDownChunkRows;
+    st.down_chunk(g, m, r0, std::min(st.n_embd, r0 + kDownChunkRows));
+  });
+}
+
+void GroupedExpertFfn::combine(float* out) {
+  State& st = *state_;
+  st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
+    const int64_t r0 = task * kDownChunkRows;
+    st.combine_rows(out, r0, std::min(st.n_embd, r0 + kDownChunkRows));
+  });
+}
+
+void grouped_expert_ffn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
+                        const std::vector<TokenRoute>& routes, int n_expert_used, float* out,
+                        ExpertFfnScratch& scratch, const std::vector<ExpertMatrices>* matrices) {
+  GroupedExpertFfn(pool, w, x, n_tokens, routes, n_expert_used, scratch).run_all(out, matrices);
 }
 
 }  // namespace moe::model

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -58,8 +59,35 @@ struct ExpertFfnScratch {
   std::vector<float> down;       // (pairs, n_embd)
 };
 
-// out (n_tokens, n_embd) = sum over slots of weight * expert(x). `matrices_of(e)` gives expert
-// e's matrices (w.in_tensors when null). `n_expert_used` routes per token.
+// One grouped expert FFN over a micro-batch. Either all experts at once (run_all: two pool
+// passes, the weighted sum fused into the second), or expert by expert as an expert store
+// hands them out (run_expert for each, then combine) -- both give the same bits.
+class GroupedExpertFfn {
+ public:
+  // x (n_tokens, n_embd) and `routes` must outlive the object.
+  GroupedExpertFfn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
+                   const std::vector<TokenRoute>& routes, int n_expert_used, ExpertFfnScratch& scratch);
+  ~GroupedExpertFfn();
+  GroupedExpertFfn(const GroupedExpertFfn&) = delete;
+  GroupedExpertFfn& operator=(const GroupedExpertFfn&) = delete;
+
+  // Returns the experts with tokens, most tokens first (ties: lower index first).
+  const std::vector<int>& experts() const;
+  // out (n_tokens, n_embd) = sum over slots of weight * expert(x); `matrices` (indexed by
+  // expert) overrides where experts' weights are, null: in the tensors.
+  void run_all(float* out, const std::vector<ExpertMatrices>* matrices = nullptr);
+  // Runs one expert of experts() over its tokens with weights at `m`; its outputs wait for
+  // combine(). The expert's weights may be released when this returns.
+  void run_expert(int expert, const ExpertMatrices& m);
+  // out = the weighted sum of the outputs of run_expert (every expert of experts() must have run).
+  void combine(float* out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Convenience: GroupedExpertFfn(...).run_all(out, matrices).
 void grouped_expert_ffn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
                         const std::vector<TokenRoute>& routes, int n_expert_used, float* out,
                         ExpertFfnScratch& scratch, const std::vector<ExpertMatrices>* matrices = nullptr);

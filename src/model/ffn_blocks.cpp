@@ -150,8 +150,17 @@ void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   const ExpertFfnWeights experts{&w[LayerSlot::kFfnGateExps], &w[LayerSlot::kFfnUpExps], &w[LayerSlot::kFfnDownExps]};
   Scratch& s = ctx.scratch;
   s.block_out.resize(static_cast<size_t>(n_t * hp.n_embd));
-  grouped_expert_ffn(ctx.pool, experts, s.norm.data(), n_t, token_routes, spec.n_expert_used, s.block_out.data(),
-                     s.experts);
+  GroupedExpertFfn ffn(ctx.pool, experts, s.norm.data(), n_t, token_routes, spec.n_expert_used, s.experts);
+  if (ctx.experts == nullptr) {
+    ffn.run_all(s.block_out.data());
+  } else {
+    // An expert store hands experts out one at a time (those in RAM first, so their compute
+    // overlaps the reads of the others); each runs as soon as it arrives.
+    for_each_expert(ctx, layer, ffn.experts(), [&](int e, const ExpertWeights& ew) {
+      ffn.run_expert(e, {ew.gate, ew.up, ew.down});
+    });
+    ffn.combine(s.block_out.data());
+  }
   if (spec.n_ff_shared > 0) add_shared_experts(ctx, w);
 }
 

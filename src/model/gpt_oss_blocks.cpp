@@ -228,18 +228,26 @@ struct ExpertGroup {
   std::vector<int> slots;
 };
 
-// out (n, n_rows of `w`) = w[expert] . x + bias row `expert` (bias shape (n_rows, n_expert)).
-void expert_matmul(LayerContext& ctx, const Tensor& w, const Tensor& bias, int expert, const float* x, int64_t n,
-                   float* out, std::vector<uint8_t>& buffer) {
+// Returns the experts with tokens in this micro-batch, most tokens first.
+std::vector<int> used_experts(const std::vector<ExpertGroup>& groups) {
+  std::vector<int64_t> counts;
+  for (const ExpertGroup& g : groups) counts.push_back(static_cast<int64_t>(g.tokens.size()));
+  return experts_by_use(counts);
+}
+
+// out (n, n_rows of `w`) = expert `expert` of w (its rows at `data`) . x + bias row `expert` (bias
+// shape (n_rows, n_expert)).
+void expert_matmul(LayerContext& ctx, const Tensor& w, const uint8_t* data, const Tensor& bias, int expert,
+                   const float* x, int64_t n, float* out, std::vector<uint8_t>& buffer) {
   const ConvertedRows rows = convert_rows(ctx.pool, *w.traits, x, n, w.n_cols(), buffer);
-  matmul(ctx.pool, w, expert, rows, n, out, w.n_rows());
+  matmul(ctx.pool, expert_view(w, data), 0, rows, n, out, w.n_rows());
   add_bias(bias.f32() + static_cast<int64_t>(expert) * w.n_rows(), out, n, w.n_rows());
 }
 
-// Runs one expert over its token group; writes each token's result to its slot in `slot_out`
-// (n_tokens, n_expert_used, n_embd).
-void run_biased_expert(LayerContext& ctx, const LayerWeights& w, int expert, const ExpertGroup& group,
-                       float* slot_out) {
+// Runs one expert (weights `ew`) over its token group; writes each token's result to its slot in
+// `slot_out` (n_tokens, n_expert_used, n_embd).
+void run_biased_expert(LayerContext& ctx, const LayerWeights& w, int expert, const ExpertWeights& ew,
+                       const ExpertGroup& group, float* slot_out) {
   const HParams& hp = ctx.hp;
   const auto n = static_cast<int64_t>(group.tokens.size());
   std::vector<float> input(static_cast<size_t>(n * hp.n_embd));
@@ -250,12 +258,13 @@ void run_biased_expert(LayerContext& ctx, const LayerWeights& w, int expert, con
   std::vector<float> gate(static_cast<size_t>(n * hp.n_ff_expert)), up(gate.size());
   std::vector<float> down(static_cast<size_t>(n * hp.n_embd));
   std::vector<uint8_t> buffer;
-  expert_matmul(ctx, w[LayerSlot::kFfnGateExps], w[LayerSlot::kFfnGateExpsB], expert, input.data(), n, gate.data(),
+  expert_matmul(ctx, w[LayerSlot::kFfnGateExps], ew.gate, w[LayerSlot::kFfnGateExpsB], expert, input.data(), n,
+                gate.data(), buffer);
+  expert_matmul(ctx, w[LayerSlot::kFfnUpExps], ew.up, w[LayerSlot::kFfnUpExpsB], expert, input.data(), n, up.data(),
                 buffer);
-  expert_matmul(ctx, w[LayerSlot::kFfnUpExps], w[LayerSlot::kFfnUpExpsB], expert, input.data(), n, up.data(), buffer);
   swiglu_oai(hp.moe, gate.data(), up.data(), n * hp.n_ff_expert);
-  expert_matmul(ctx, w[LayerSlot::kFfnDownExps], w[LayerSlot::kFfnDownExpsB], expert, gate.data(), n, down.data(),
-                buffer);
+  expert_matmul(ctx, w[LayerSlot::kFfnDownExps], ew.down, w[LayerSlot::kFfnDownExpsB], expert, gate.data(), n,
+                down.data(), buffer);
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = group.tokens[static_cast<size_t>(i)];
     float* dst = slot_out + (t * hp.moe.n_expert_used + group.slots[static_cast<size_t>(i)]) * hp.n_embd;
@@ -287,11 +296,9 @@ void biased_moe_block(LayerContext& ctx, int layer) {
     }
   }
   std::vector<float> slot_out(static_cast<size_t>(n_t * spec.n_expert_used * hp.n_embd));
-  for (int e = 0; e < spec.n_expert; ++e) {
-    if (!groups[static_cast<size_t>(e)].tokens.empty()) {
-      run_biased_expert(ctx, w, e, groups[static_cast<size_t>(e)], slot_out.data());
-    }
-  }
+  for_each_expert(ctx, layer, used_experts(groups), [&](int e, const ExpertWeights& ew) {
+    run_biased_expert(ctx, w, e, ew, groups[static_cast<size_t>(e)], slot_out.data());
+  });
   // Weighted sum in slot order, as llama.cpp adds the weighted expert outputs.
   Scratch& s = ctx.scratch;
   s.block_out.assign(static_cast<size_t>(n_t * hp.n_embd), 0.0f);

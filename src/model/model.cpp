@@ -1,6 +1,10 @@
 #include "model/model.h"
 
+#include <cstring>
+#include <map>
 #include <utility>
+
+#include "core/check.h"
 
 namespace moe::model {
 
@@ -40,6 +44,33 @@ Result<std::unique_ptr<Model>> Model::from_gguf(formats::GgufFile file) {
                       dtype_name(output.type));
   }
   return model;
+}
+
+size_t Model::copy_to_memory(const std::function<bool(const Tensor&)>& stay_mapped) {
+  std::map<const uint8_t*, const uint8_t*> copies;  // tied tensors share one copy
+  size_t copied = 0;
+  auto relocate = [&](Tensor& t) {
+    if (!t.present() || stay_mapped(t)) return;
+    if (auto it = copies.find(t.data); it != copies.end()) {
+      t.data = it->second;
+      return;
+    }
+    const formats::GgufTensorInfo* info = file_.find_tensor(t.name);
+    MOE_CHECK(info != nullptr && info->data == t.data);
+    // 64-byte aligned like a cache line; aligned_alloc wants a multiple of the alignment.
+    auto* copy = static_cast<uint8_t*>(std::aligned_alloc(64, (info->n_bytes + 63) / 64 * 64));
+    MOE_CHECK(copy != nullptr);
+    std::memcpy(copy, t.data, info->n_bytes);
+    owned_.emplace_back(copy);
+    copies[t.data] = copy;
+    t.data = copy;
+    copied += info->n_bytes;
+  };
+  for (Tensor& t : weights_.globals) relocate(t);
+  for (LayerWeights& layer : weights_.layers) {
+    for (Tensor& t : layer.slots) relocate(t);
+  }
+  return copied;
 }
 
 ParameterCounts Model::parameter_counts() const {

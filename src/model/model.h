@@ -1,7 +1,10 @@
 // A loaded model: the mapped GGUF file, its hyperparameters and checked tensor views.
 #pragma once
 
+#include <cstdlib>
+#include <functional>
 #include <memory>
+#include <vector>
 #include <string>
 
 #include "core/result.h"
@@ -33,11 +36,21 @@ class Model {
   const ModelWeights& weights() const { return weights_; }
   ParameterCounts parameter_counts() const;
 
+  // Copies every tensor for which `stay_mapped` is false into memory the Model owns and points
+  // the weights at the copies, so the mapping is only ever read for the others (an expert store
+  // reads those itself, and a model file truncated under us then cannot fault the copies).
+  // Returns the bytes copied.
+  size_t copy_to_memory(const std::function<bool(const Tensor&)>& stay_mapped);
+
  private:
   formats::GgufFile file_;
   const ArchDef* arch_ = nullptr;
   HParams hparams_;
   ModelWeights weights_;
+  struct FreeDeleter {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, FreeDeleter>> owned_;  // copies made by copy_to_memory
 };
 
 }  // namespace moe::model

@@ -1,6 +1,7 @@
 #include "model/random_model.h"
 
 #include <cmath>
+#include <functional>
 #include <numbers>
 #include <vector>
 
@@ -79,8 +80,11 @@ DType tensor_type(const TensorDesc& desc, const RandomModelOptions& options) {
   return options.weight_type;
 }
 
-Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t tensor_seed, ThreadPool& pool,
-                   std::span<uint8_t> out) {
+// Scale of each row (1 unless set): the router skew of RandomModelOptions.
+using RowScale = std::function<float(int64_t row)>;
+
+Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t tensor_seed, const RowScale& scale,
+                   ThreadPool& pool, std::span<uint8_t> out) {
   const kernels::TypeTraits* traits = kernels::type_traits(type);
   if (traits == nullptr || traits->from_float == nullptr) {
     return make_error("cannot write tensor '{}' as {}: no quantizer", desc.name, dtype_name(type));
@@ -92,7 +96,8 @@ Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t t
     std::vector<float> row(static_cast<size_t>(n_cols));
     for (int64_t r = begin; r < end; ++r) {
       NormalSource source(tensor_seed ^ splitmix64(static_cast<uint64_t>(r)));
-      for (float& x : row) x = rule.mean + rule.std * source.next();
+      const float s = scale ? scale(r) : 1.0f;
+      for (float& x : row) x = (rule.mean + rule.std * source.next()) * s;
       traits->from_float(row.data(), out.data() + static_cast<size_t>(r) * row_bytes, n_cols);
     }
   });
@@ -177,6 +182,23 @@ void add_llama_family_metadata(const HParams& hp, formats::GgufWriter& writer) {
   }
 }
 
+std::function<float(int64_t)> router_row_scale(const std::string& name, const std::vector<int64_t>& shape, float skew,
+                                               uint64_t seed) {
+  if (skew == 0.0f || name.find("ffn_gate_inp.weight") == std::string::npos || shape.size() < 2) return {};
+  const uint64_t tensor_seed = splitmix64(seed) ^ hash_name(name);
+  const int64_t n_expert = shape[1];
+  std::vector<int64_t> rank(static_cast<size_t>(n_expert));
+  for (int64_t e = 0; e < n_expert; ++e) rank[static_cast<size_t>(e)] = e;
+  uint64_t state = tensor_seed;
+  for (int64_t i = n_expert - 1; i > 0; --i) {  // Fisher-Yates with splitmix64
+    state = splitmix64(state);
+    std::swap(rank[static_cast<size_t>(i)], rank[static_cast<size_t>(state % static_cast<uint64_t>(i + 1))]);
+  }
+  return [rank, skew](int64_t row) {
+    return std::pow(1.0f + static_cast<float>(rank[static_cast<size_t>(row)]), -skew);
+  };
+}
+
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer) {
   MOE_TRY(validate_hparams(hp));
@@ -193,8 +215,9 @@ Status add_random_model(const HParams& hp, const RandomModelOptions& options, Th
     }
     const InitRule rule = init_rule(desc, options);
     const uint64_t tensor_seed = splitmix64(options.seed) ^ hash_name(desc.name);
+    const RowScale scale = router_row_scale(desc.name, desc.shape, options.router_skew, options.seed);
     MOE_TRY(writer.add_tensor_lazy(desc.name, type, desc.shape, [=, &pool](std::span<uint8_t> out) {
-      return fill_tensor(desc, type, rule, tensor_seed, pool, out);
+      return fill_tensor(desc, type, rule, tensor_seed, scale, pool, out);
     }));
   }
   return ok_status();

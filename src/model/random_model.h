@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/thread_pool.h"
@@ -21,12 +22,23 @@ struct RandomModelOptions {
   // Logit spread: the output projection's std is this over sqrt(n_embd). Wider spreads make
   // greedy decoding less sensitive to rounding, which matters when comparing engines.
   float output_scale = 3.0f;
+  // Skewed expert popularity, as real routers have (random routers spread tokens uniformly, the
+  // worst case for an expert cache): router row e of a layer is scaled by (1 + rank)^-skew, with
+  // a per-layer random ranking of the experts. A wider row wins the top-k more often, so
+  // popularity falls steeply with rank; 0 keeps routers uniform.
+  float router_skew = 0.0f;
 };
 
 // Adds hyperparameter metadata and every tensor of `hp.arch` to `writer` (tensors filled lazily
 // at write time, one at a time). The caller adds tokenizer metadata and writes the file.
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer);
+
+// Returns the scale of each row (expert) of router tensor `name` of `shape` under
+// RandomModelOptions::router_skew = `skew` and seed `seed`; empty when `name` is not a router or
+// skew is 0. Each router gets its own ranking of the experts.
+std::function<float(int64_t row)> router_row_scale(const std::string& name, const std::vector<int64_t>& shape,
+                                                   float skew, uint64_t seed);
 
 // Sets the general.* and <arch>.* hyperparameter keys llama.cpp reads for `hp` (shared with the
 // trainer's export, so trained and random models carry the same metadata).
