@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -31,6 +32,26 @@ void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, 
 // llama.cpp's mul_mat takes for this shape.
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer);
+
+// While one is alive on the calling thread, matmul_f32 sums in the one-token (vec_dot) order
+// whatever the batch size, so results do not depend on batch composition
+// (LayerContext::batch_invariant; BatchEvaluator holds one during each step).
+class BatchInvariantSums {
+ public:
+  explicit BatchInvariantSums(bool enable);
+  ~BatchInvariantSums();
+  BatchInvariantSums(const BatchInvariantSums&) = delete;
+  BatchInvariantSums& operator=(const BatchInvariantSums&) = delete;
+  // Returns whether one is active on this thread.
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
+// Runs `block` (attention written for one sequence) once per sequence of a batched micro-batch,
+// each time on a single-sequence view of that sequence's rows; directly when not batched.
+void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&)>& block);
 
 // RMS-normalises every token of ctx.hidden with `weight` into ctx.scratch.norm.
 void norm_tokens(LayerContext& ctx, const Tensor& weight);
