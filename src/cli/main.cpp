@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   add(moe::cli::add_train_tokenizer_command);
   add(moe::cli::add_bench_command);
   add(moe::cli::add_experts_command);
+  add(moe::cli::add_serve_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
