@@ -113,6 +113,7 @@ async function ask(text) {
       if (delta && delta.content) {
         content += delta.content;
         reply.textContent = content;
+        reply.dataset.chunks = String(Number(reply.dataset.chunks || 0) + 1);
         log.scrollTop = log.scrollHeight;
       }
     });

@@ -28,7 +28,6 @@ test("a typed message gets a streamed reply", async () => {
   const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true });
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(error));
-  // Count the SSE chunks the page receives, to see that the reply streamed.
   await page.goto(server.url + "/");
   await page.fill("#input", "And God said");
   await page.click("#send");
@@ -42,6 +41,9 @@ test("a typed message gets a streamed reply", async () => {
   await page.waitForSelector(".msg.assistant.done", { timeout: 120000 });
   const text = await reply.textContent();
   assert.ok(text.length > 0, "the reply is empty");
+  // The page rendered the reply chunk by chunk from the SSE stream (it counts them).
+  const chunks = Number(await reply.getAttribute("data-chunks"));
+  assert.ok(chunks >= 5, `the reply arrived in ${chunks} chunks, not streamed`);
   assert.equal(await page.locator(".msg.error").count(), 0);
   assert.equal(await page.locator(".msg.user").textContent(), "And God said");
   assert.deepEqual(pageErrors, []);
