@@ -25,10 +25,10 @@ constexpr milliseconds kEventPoll{250};
 
 void send_error(httplib::Response& res, const ApiError& error) {
   res.status = error.status;
-  res.set_content(error.to_json().dump(), "application/json");
+  res.set_content(dump_json(error.to_json()), "application/json");
 }
 
-void send_json(httplib::Response& res, const json& body) { res.set_content(body.dump(), "application/json"); }
+void send_json(httplib::Response& res, const json& body) { res.set_content(dump_json(body), "application/json"); }
 
 // Metric label of a request path (unknown paths share one label so clients cannot grow the
 // metric set).
@@ -85,7 +85,7 @@ bool write_event(httplib::DataSink& sink, StreamState& s, const tokenizer::Vocab
                               : json(nullptr);
     s.text_offset[index] += static_cast<int64_t>(e.text.size());
     const std::string* text = e.kind == GenerationEvent::Kind::kText || role ? &e.text : nullptr;
-    if (!write_sse(sink, s, chunk_json(s.header, e.index, text, role, logprobs, "", s.include_usage).dump())) {
+    if (!write_sse(sink, s, dump_json(chunk_json(s.header, e.index, text, role, logprobs, "", s.include_usage)))) {
       return false;
     }
   }
@@ -95,11 +95,11 @@ bool write_event(httplib::DataSink& sink, StreamState& s, const tokenizer::Vocab
   s.n_completion += e.n_generated;
   if (e.finish_reason == "error") {
     const ApiError error{500, "generation failed: " + e.error, "server_error", "", ""};
-    if (!write_sse(sink, s, error.to_json().dump())) return false;
+    if (!write_sse(sink, s, dump_json(error.to_json()))) return false;
   }
   const json last = chunk_json(s.header, e.index, nullptr, false, nullptr, openai_finish_reason(e.finish_reason),
                                s.include_usage);
-  return write_sse(sink, s, last.dump());
+  return write_sse(sink, s, dump_json(last));
 }
 
 }  // namespace
@@ -304,7 +304,7 @@ void HttpServer::Handlers::respond_streaming(httplib::Response& res, const Compl
       if (!write_event(sink, s, vocab, e)) return false;
     }
     if (s.n_done < s.n_choices) return true;
-    if (s.include_usage && !write_sse(sink, s, usage_chunk_json(s.header, s.n_prompt, s.n_completion).dump())) {
+    if (s.include_usage && !write_sse(sink, s, dump_json(usage_chunk_json(s.header, s.n_prompt, s.n_completion)))) {
       return false;
     }
     if (!write_sse(sink, s, "[DONE]")) return false;

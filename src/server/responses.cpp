@@ -26,16 +26,21 @@ json bytes_json(const std::string& text) {
   return bytes;
 }
 
+// Returns `text` if it is valid UTF-8, else one U+FFFD.
+std::string utf8_or_replacement(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return text;
+  } catch (const json::type_error&) {
+    return "\xEF\xBF\xBD";
+  }
+}
+
 // Token text for log-probability listings; a token that is part of a UTF-8 character is not
 // valid UTF-8 alone, so it is given as \uFFFD there (its raw bytes are in "bytes").
 std::string token_text(const tokenizer::Vocab& vocab, int32_t id) {
   const std::string piece = tokenizer::token_to_piece(vocab, id, /*render_special=*/true);
-  try {
-    (void)json(piece).dump();
-    return piece;
-  } catch (const json::type_error&) {
-    return "\xEF\xBF\xBD";
-  }
+  return utf8_or_replacement(piece);
 }
 
 json chat_logprobs(const tokenizer::Vocab& vocab, const std::vector<TokenLogprobs>& tokens) {
@@ -80,6 +85,8 @@ ResponseHeader make_response_header(bool chat, const std::string& model) {
   h.model = model;
   return h;
 }
+
+std::string dump_json(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 json usage_json(int64_t n_prompt, int64_t n_completion) {
   return {{"prompt_tokens", n_prompt}, {"completion_tokens", n_completion}, {"total_tokens", n_prompt + n_completion}};

@@ -24,6 +24,10 @@ struct ResponseHeader {
 // Returns a header with a fresh random id and the current time.
 ResponseHeader make_response_header(bool chat, const std::string& model);
 
+// Returns compact JSON text. Invalid UTF-8 (a model can emit stray bytes) becomes U+FFFD rather
+// than an exception.
+std::string dump_json(const nlohmann::json& value);
+
 nlohmann::json usage_json(int64_t n_prompt, int64_t n_completion);
 
 // Returns the "logprobs" object of a choice: chat's {"content": [...]} or the completions

@@ -113,10 +113,14 @@ void Scheduler::shutdown() {
   if (thread_.joinable()) thread_.join();
 }
 
-size_t Scheduler::kv_bytes_for(const GenerationRequest& request) const {
+int64_t Scheduler::positions_for(const GenerationRequest& request) const {
   const auto prompt = static_cast<int64_t>(request.prompt.size());
   const int64_t wanted = request.max_tokens < 0 ? options_.n_ctx : prompt + request.max_tokens;
-  return model::KvCache::bytes_for(model_.hparams(), std::min(wanted, options_.n_ctx), options_.kv_type);
+  return std::min(wanted, options_.n_ctx);
+}
+
+size_t Scheduler::kv_bytes_for(const GenerationRequest& request) const {
+  return model::KvCache::bytes_for(model_.hparams(), positions_for(request), options_.kv_type);
 }
 
 std::vector<Scheduler::Pending> Scheduler::take_admissible_locked() {
@@ -169,10 +173,7 @@ void Scheduler::run() {
 void Scheduler::start(Pending pending) {
   const size_t kv = kv_bytes_for(pending.request);
   model::ContextParams params;
-  const int64_t wanted = pending.request.max_tokens < 0
-                             ? options_.n_ctx
-                             : static_cast<int64_t>(pending.request.prompt.size()) + pending.request.max_tokens;
-  params.n_ctx = std::min(wanted, options_.n_ctx);
+  params.n_ctx = positions_for(pending.request);
   params.n_ubatch = options_.n_batch;
   params.kv_type = options_.kv_type;
   auto ctx = model::InferenceContext::create(model_, params, pool_);

@@ -112,6 +112,9 @@ class Scheduler {
   void after_logits(Sequence& seq);
   void finish(Sequence& seq, const std::string& reason, const std::string& error = {});
   void remove_finished();
+  // Returns the cache positions a request may use (prompt + max_tokens, at most n_ctx), and
+  // their KV bytes.
+  int64_t positions_for(const GenerationRequest& request) const;
   size_t kv_bytes_for(const GenerationRequest& request) const;
 
   const model::Model& model_;

@@ -98,6 +98,40 @@ TEST(Batching, SigtermMidStreamShutsDownCleanly) {
   }
 }
 
+// A long prompt is evaluated in chunks of about --batch-size tokens over many steps, and the
+// stream already running gets a token at every one of them instead of waiting for the whole
+// prompt (counted in events between the long request's arrival and its first token).
+TEST(Batching, LongPromptIsFedInChunksWhileAStreamContinues) {
+  ServerProcess server({"--parallel", "2", "-c", "1024", "-b", "16"});
+  std::string long_prompt;
+  for (int i = 0; i < 100; ++i) long_prompt += "And God saw the light. ";
+  std::atomic<size_t> running_events{0};
+  std::atomic<bool> done{false};
+  std::thread running([&] {
+    post_stream(server, "/v1/completions",
+                json{{"prompt", "And God said"}, {"max_tokens", 900}, {"temperature", 0}, {"stream", true}}.dump(),
+                [&](const std::vector<std::string>& events) {
+                  running_events = events.size();
+                  return !done.load();
+                });
+  });
+  while (running_events < 3) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const size_t at_arrival = running_events;
+  size_t at_first_token = 0;
+  const StreamReply late = post_stream(
+      server, "/v1/completions", json{{"prompt", long_prompt}, {"max_tokens", 4}, {"stream", true}}.dump(),
+      [&](const std::vector<std::string>& events) {
+        if (at_first_token == 0 && !events.empty()) at_first_token = running_events;
+        return true;
+      });
+  done = true;
+  running.join();
+  ASSERT_TRUE(late.complete());
+  EXPECT_GE(at_first_token, at_arrival + 5) << "the running stream stalled while the long prompt was evaluated";
+  // Steps stayed small: the prompt (hundreds of tokens) was not evaluated in one step.
+  EXPECT_LT(metric(server, "moe_step_tokens_total") / metric(server, "moe_steps_total"), 40);
+}
+
 // A bounded loop mixing normal, streamed, malformed and abandoned requests from several clients.
 // MOE_SOAK_SECONDS sets its length (the default suite runs a short one; the `long` label 600 s).
 TEST(Soak, MixedTrafficLeavesTheServerHealthy) {
