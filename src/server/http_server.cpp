@@ -228,6 +228,12 @@ void HttpServer::Handlers::completions(const httplib::Request& req, httplib::Res
   if (auto error = parse_completion_request(body, chat, RequestLimits{}, r)) return send_error(res, *error);
   std::vector<int32_t> prompt;
   if (auto error = prompt_tokens(r, prompt)) return send_error(res, *error);
+  for (const auto& [id, bias] : r.logit_bias) {
+    if (!vocab.is_valid(id)) {
+      return send_error(res, invalid_field("logit_bias", fmt::format("'logit_bias' token id {} is out of range "
+                                                                     "(vocabulary size {})", id, vocab.size())));
+    }
+  }
   if (!r.seed_given) r.sampling.seed = std::random_device{}();
   std::vector<GenerationRequest> generations;
   for (int i = 0; i < r.n; ++i) {
@@ -239,6 +245,7 @@ void HttpServer::Handlers::completions(const httplib::Request& req, httplib::Res
     g.stop = r.stop;
     g.top_logprobs = r.logprobs ? r.top_logprobs : -1;
     g.ignore_eos = r.ignore_eos;
+    g.logit_bias = r.logit_bias;
     generations.push_back(std::move(g));
   }
   auto channel = std::make_shared<ResponseChannel>();

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 namespace moe::server {
@@ -172,6 +173,26 @@ MaybeError read_stop(const json& body, const RequestLimits& limits, CompletionRe
   return std::nullopt;
 }
 
+// "logit_bias": {"token id": bias in [-100, 100]}. Ids are checked against the vocabulary later.
+MaybeError read_logit_bias(const json& body, CompletionRequest& out) {
+  const json* v = find_field(body, "logit_bias");
+  if (v == nullptr) return std::nullopt;
+  if (!v->is_object()) return wrong_type("logit_bias", "an object", *v);
+  for (const auto& [key, bias] : v->items()) {
+    char* end = nullptr;
+    const long id = std::strtol(key.c_str(), &end, 10);
+    if (key.empty() || *end != '\0' || id < 0 || id > INT32_MAX) {
+      return invalid_field("logit_bias", fmt::format("'logit_bias' keys must be token ids, got '{}'", key));
+    }
+    if (!bias.is_number() || bias.get<double>() < -100.0 || bias.get<double>() > 100.0) {
+      return invalid_field("logit_bias", fmt::format("'logit_bias' values must be numbers in [-100, 100], got {}",
+                                                     bias.dump()));
+    }
+    out.logit_bias.emplace_back(static_cast<int32_t>(id), bias.get<float>());
+  }
+  return std::nullopt;
+}
+
 MaybeError read_streaming(const json& body, CompletionRequest& out) {
   if (auto e = read_bool(body, "stream", out.stream)) return e;
   const json* options = find_field(body, "stream_options");
@@ -265,6 +286,7 @@ std::optional<ApiError> parse_completion_request(const nlohmann::json& body, boo
   if (auto e = read_lengths(body, limits, out)) return e;
   if (auto e = read_streaming(body, out)) return e;
   if (auto e = read_bool(body, "ignore_eos", out.ignore_eos)) return e;
+  if (auto e = read_logit_bias(body, out)) return e;
   if (auto e = read_stop(body, limits, out)) return e;
   if (auto e = read_logprobs(body, chat, limits, out)) return e;
   if (auto e = read_sampling(body, out)) return e;

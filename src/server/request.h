@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,7 @@ struct CompletionRequest {
   int top_logprobs = 0;                 // alternatives per token when logprobs
   bool seed_given = false;
   bool ignore_eos = false;              // llama-server's extra field: generate past end-of-sequence
+  std::vector<std::pair<int32_t, float>> logit_bias;  // token id -> added to its logit (-100 bans it)
   runtime::SamplerParams sampling;
 };
 

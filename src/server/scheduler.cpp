@@ -231,7 +231,14 @@ void Scheduler::step() {
 
 void Scheduler::after_logits(Sequence& seq) {
   const std::span<const float> logits = seq.ctx->logits();
-  const int32_t token = seq.sampler.sample(logits);
+  int32_t token = 0;
+  if (seq.request().logit_bias.empty()) {
+    token = seq.sampler.sample(logits);
+  } else {
+    biased_logits_.assign(logits.begin(), logits.end());
+    for (const auto& [id, bias] : seq.request().logit_bias) biased_logits_[static_cast<size_t>(id)] += bias;
+    token = seq.sampler.sample(biased_logits_);
+  }
   seq.sampler.accept(token);
   if (++seq.n_generated == 1) metrics_.record_time_to_first_token(seconds_since(seq.request().arrival));
   if (seq.request().top_logprobs >= 0) {

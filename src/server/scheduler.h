@@ -31,6 +31,7 @@ struct GenerationRequest {
   std::vector<std::string> stop;
   int top_logprobs = -1;    // < 0: no log-probabilities; n >= 0: the sampled token's and n others
   bool ignore_eos = false;
+  std::vector<std::pair<int32_t, float>> logit_bias;  // ids within the vocabulary
   std::chrono::steady_clock::time_point arrival = std::chrono::steady_clock::now();
 };
 
@@ -130,6 +131,7 @@ class Scheduler {
   bool stopping_ = false;
   size_t kv_reserved_ = 0;  // KV bytes of active sequences
   std::vector<std::unique_ptr<Sequence>> active_;  // scheduler thread only
+  std::vector<float> biased_logits_;               // scheduler thread only (logit_bias)
   std::thread thread_;
 };
 

@@ -155,6 +155,20 @@ TEST_F(Api, SeveralChoicesAndSeededSampling) {
   EXPECT_GT(texts.size(), 1u);  // choices use different seeds
 }
 
+TEST_F(Api, LogitBiasForcesAToken) {
+  const json base = {{"prompt", "And God said"}, {"max_tokens", 8}, {"temperature", 0}, {"logprobs", 0}};
+  const json plain = post(server, "/v1/completions", base.dump()).json_body()["choices"][0]["logprobs"]["tokens"];
+  // +100 on token 100 makes it the greedy choice every time.
+  json request = base;
+  request["logit_bias"] = {{"100", 100}};
+  const HttpReply r = post(server, "/v1/completions", request.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json forced = r.json_body()["choices"][0]["logprobs"]["tokens"];
+  ASSERT_EQ(forced.size(), 8u);
+  for (const json& token : forced) EXPECT_EQ(token, forced[0]);
+  EXPECT_NE(forced, plain);
+}
+
 TEST_F(Api, MetricsArePrometheusText) {
   ASSERT_EQ(post(server, "/v1/completions", json{{"prompt", "And"}, {"max_tokens", 3}}.dump()).status, 200);
   EXPECT_EQ(post(server, "/v1/completions", "{").status, 400);

@@ -70,6 +70,10 @@ TEST_F(Errors, WrongTypesAndRangesNameTheField) {
       {"/v1/chat/completions", {{"messages", messages}, {"top_logprobs", 2}}, "top_logprobs"},
       {"/v1/chat/completions", {{"messages", messages}, {"logprobs", 1}}, "logprobs"},
       {"/v1/chat/completions", {{"messages", messages}, {"model", 3}}, "model"},
+      {"/v1/chat/completions", {{"messages", messages}, {"logit_bias", {{"abc", 1}}}}, "logit_bias"},
+      {"/v1/chat/completions", {{"messages", messages}, {"logit_bias", {{"5", 500}}}}, "logit_bias"},
+      {"/v1/chat/completions", {{"messages", messages}, {"logit_bias", {{"99999999", 1}}}}, "logit_bias"},
+      {"/v1/chat/completions", {{"messages", messages}, {"logit_bias", {1, 2}}}, "logit_bias"},
   };
   for (const Case& c : cases) {
     const json e = expect_error(post(server, c.path, c.body.dump()), 400, "invalid_request_error");
