@@ -80,8 +80,7 @@ namespace {
 // mul_mat does: always for one token; for a batch only when the weights are quantized (F32 and
 // F16 batches take sgemm's order there, which the expert kernels do not follow).
 bool dense_can_run_grouped(const Tensor& weight, int64_t n_tokens) {
-  return n_tokens == 1 || kernels::llama_cpp_sum_order(weight.n_rows(), weight.n_cols(), n_tokens) ==
-                              kernels::SumOrder::kVecDot ||
+  return n_tokens == 1 || plain_matmul_order(weight.n_rows(), weight.n_cols(), n_tokens) == kernels::SumOrder::kVecDot ||
          (weight.type != DType::kF32 && weight.type != DType::kF16);
 }
 
