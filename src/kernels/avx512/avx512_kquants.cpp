@@ -5,6 +5,7 @@
 // the lower 8 gives exactly the lanes of ggml's AVX2 kernel (integer sums are exact), and the
 // float steps replay it, so results are bit-identical to ggml, our scalar reference and AVX2.
 #include <cstddef>
+#include <cstring>
 
 #include "kernels/avx512/avx512_common.h"
 #include "kernels/avx512/avx512_kquants.h"
@@ -19,26 +20,38 @@ namespace {
 struct Q4KDecoded {
   __m512i quants[4];  // chunk j: elements 64j .. 64j + 63 as unsigned bytes
   __m512i scales[4];  // 16-bit scales: sub-block 2j in the low half, 2j + 1 in the high half
+  __m128i mins;       // the 8 sub-block mins as 16-bit values
   float d;            // fp16 d (times the token's Q8_K d later)
   float dmin;
-  int mins[8];
 };
 
+// Unpacks the 12 bytes of 6-bit scales and mins into scales 0..7 (bytes 0..7) and mins 0..7
+// (bytes 8..15) with a few 32-bit operations (what scale_min_k4 does one value at a time).
+inline __m128i unpack_scales_mins(const uint8_t* packed) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
+  const uint32_t mins_low = u[1] & kLow6;
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  u[2] = mins_low;
+  u[0] &= kLow6;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
 inline void decode_q4_k(const BlockQ4_K& b, Q4KDecoded& out) {
-  int scales[8];
-  for (int j = 0; j < 8; ++j) {
-    uint8_t sc, m;
-    scale_min_k4(j, b.scales, &sc, &m);
-    scales[j] = sc;
-    out.mins[j] = m;
-  }
+  const __m128i scales_mins = unpack_scales_mins(b.scales);
+  const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
+  out.mins = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   for (int j = 0; j < 4; ++j) {
     const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
     out.quants[j] = _mm512_and_si512(both, m4);
-    out.scales[j] = _mm512_inserti64x4(_mm512_set1_epi16(static_cast<short>(scales[2 * j])),
-                                       _mm256_set1_epi16(static_cast<short>(scales[2 * j + 1])), 1);
+    // 16-bit lanes 0..15 take scale 2j, lanes 16..31 scale 2j + 1.
+    const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * j))),
+                                              _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
+    out.scales[j] = _mm512_permutexvar_epi16(index, scales16);
   }
   out.d = _cvtsh_ss(b.d);
   out.dmin = _cvtsh_ss(b.dmin);
@@ -46,12 +59,9 @@ inline void decode_q4_k(const BlockQ4_K& b, Q4KDecoded& out) {
 
 // Mins term: 4 lanes, lane k = min_2k * (sum of sub-block 2k's Q8_K quants) + the same for 2k+1.
 inline __m128 mins_lanes(const Q4KDecoded& w, const BlockQ8_K& y) {
-  int lanes[4];
-  for (int k = 0; k < 4; ++k) {
-    lanes[k] = w.mins[2 * k] * (y.bsums[4 * k] + y.bsums[4 * k + 1]) +
-               w.mins[2 * k + 1] * (y.bsums[4 * k + 2] + y.bsums[4 * k + 3]);
-  }
-  return _mm_cvtepi32_ps(_mm_setr_epi32(lanes[0], lanes[1], lanes[2], lanes[3]));
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums + 8));
+  return _mm_cvtepi32_ps(_mm_madd_epi16(w.mins, _mm_hadd_epi16(lo, hi)));
 }
 
 // ggml's 8 lanes of sum scale * q * y for one super-block.
