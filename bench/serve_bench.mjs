@@ -3,7 +3,11 @@
 // different prompts; tokens/s = completion tokens of all clients / wall time of the round.
 // No npm packages: Node's fetch.
 // Usage: node bench/serve_bench.mjs --url http://127.0.0.1:8080 [--streams 1,4,8,16] [--tokens 128]
-//        [--rounds 1]
+//        [--rounds 1] [--ban-bytes 131-258]
+// --ban-bytes bans a range of token ids with logit_bias -100: random-weight models emit byte
+// tokens that form invalid UTF-8, which llama-server refuses to return ("does not match the
+// expected Content-only format"); banning the non-ASCII byte tokens (ids 131..258 of the built-in
+// vocabulary of `moe gen`) keeps both servers' output valid text.
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith("--") ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
 );
@@ -11,6 +15,11 @@ const url = args.url || "http://127.0.0.1:8080";
 const streams = (args.streams || "1,4,8,16").split(",").map(Number);
 const maxTokens = Number(args.tokens || 128);
 const rounds = Number(args.rounds || 1);
+const logitBias = {};
+if (args["ban-bytes"]) {
+  const [lo, hi] = args["ban-bytes"].split("-").map(Number);
+  for (let id = lo; id <= hi; ++id) logitBias[id] = -100;
+}
 const starts = ["And God said", "In the beginning", "And the earth", "Blessed are the", "And Moses spake",
                 "The LORD is my", "And it came to pass", "Thou shalt not"];
 
@@ -22,6 +31,7 @@ async function one(i) {
     body: JSON.stringify({
       prompt: starts[i % starts.length] + (i >= starts.length ? " " + i : ""),
       max_tokens: maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true },
+      logit_bias: logitBias,
       ignore_eos: true,  // llama-server: generate all max_tokens, as moe serve does for a model without EOS
     }),
   });

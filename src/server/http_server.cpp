@@ -329,8 +329,8 @@ void HttpServer::Handlers::respond_streaming(httplib::Response& res, const Compl
 
 HttpServer::HttpServer(const model::Model& model, const tokenizer::Vocab& vocab, runtime::ChatSession chat_prototype,
                        Scheduler& scheduler, Metrics& metrics, HttpOptions options)
-    : http_(std::make_unique<httplib::Server>()),
-      handlers_(new Handlers{model, vocab, std::move(chat_prototype), scheduler, metrics, options}),
+    : handlers_(new Handlers{model, vocab, std::move(chat_prototype), scheduler, metrics, options}),
+      http_(std::make_unique<httplib::Server>()),
       options_(std::move(options)) {
   const int n_threads = std::max(options_.n_threads, 4);
   http_->new_task_queue = [n_threads] { return new httplib::ThreadPool(static_cast<size_t>(n_threads)); };

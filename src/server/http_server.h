@@ -50,8 +50,9 @@ class HttpServer {
  private:
   struct Handlers;
 
-  std::unique_ptr<httplib::Server> http_;
+  // Handlers outlive the httplib server (destroyed first), whose responses refer to them.
   std::unique_ptr<Handlers> handlers_;
+  std::unique_ptr<httplib::Server> http_;
   HttpOptions options_;
 };
 

@@ -153,6 +153,21 @@ TEST_F(Api, SeveralChoicesAndSeededSampling) {
   const json body = a.json_body();
   for (const json& c : body["choices"]) texts.insert(c["text"].get<std::string>());
   EXPECT_GT(texts.size(), 1u);  // choices use different seeds
+  // Streamed, each choice's chunks carry its index and end with its own finish reason.
+  json streamed = request;
+  streamed["stream"] = true;
+  const StreamReply stream = post_stream(server, "/v1/completions", streamed.dump());
+  ASSERT_TRUE(stream.complete());
+  std::vector<std::string> text(3);
+  int finished = 0;
+  for (const std::string& event : stream.events) {
+    if (event == "[DONE]") continue;
+    const json choice = json::parse(event)["choices"][0];
+    text[choice["index"].get<size_t>()] += choice["text"].get<std::string>();
+    finished += choice["finish_reason"].is_null() ? 0 : 1;
+  }
+  EXPECT_EQ(finished, 3);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(text[i], body["choices"][i]["text"]) << "choice " << i;
 }
 
 TEST_F(Api, LogitBiasForcesAToken) {
