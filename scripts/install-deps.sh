@@ -8,6 +8,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev libpcre2-dev libicu-dev liburing-dev
   python3 python3-numpy python3-jinja2
+  libcpp-httplib-dev chromium nodejs
 )
 
 missing=()
@@ -24,4 +25,12 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# npm comes with NodeSource's nodejs; Debian packages it separately (installing Debian's npm next
+# to NodeSource's nodejs would conflict, so only when npm is missing).
+if ! command -v npm >/dev/null; then
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get install -y -qq --no-install-recommends npm
 fi

@@ -60,7 +60,13 @@ Status copy_with_skewed_routers(const formats::GgufFile& from, float skew, uint6
   return ok_status();
 }
 
+// Applies the shape overrides and re-derives the architecture's dependent fields from the new
+// shape. Without overrides the preset is kept exactly (deepseek-v2-lite sets fields that the
+// width-derived defaults would replace).
 void apply_overrides(const GenOptions& o, model::HParams& hp) {
+  const bool any = o.n_layer || o.n_embd || o.n_ff || o.n_head || o.n_head_kv || o.n_ctx_train || o.n_expert ||
+                   o.n_expert_used;
+  if (!any) return;
   if (o.n_layer) hp.n_layer = *o.n_layer;
   if (o.n_embd) hp.n_embd = *o.n_embd;
   if (o.n_ff) hp.n_ff = hp.n_ff_expert = *o.n_ff;
@@ -144,7 +150,7 @@ CommandRunner add_gen_command(CLI::App& app) {
   auto o = std::make_shared<GenOptions>();
   CLI::App* sub = app.add_subcommand("gen", "Write a model with random weights (tests, benchmarks)");
   sub->add_option("--arch", o->arch, "Architecture")->capture_default_str();
-  sub->add_option("--preset", o->preset, "Shape: tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped")
+  sub->add_option("--preset", o->preset, "Shape: tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped (deepseek2: also tiny-moe-v3, small-moe-v3, deepseek-v2-lite)")
       ->capture_default_str();
   sub->add_option("--type", o->type_name, "Weight type (f32, f16, bf16, q8_0, q4_0, ...)")->capture_default_str();
   sub->add_option("--vocab", o->vocab_path, "Copy the tokenizer from this GGUF (default: built-in byte vocab)");

@@ -20,6 +20,9 @@ CommandRunner add_train_command(CLI::App& app);
 CommandRunner add_train_tokenizer_command(CLI::App& app);
 CommandRunner add_bench_command(CLI::App& app);
 CommandRunner add_experts_command(CLI::App& app);
+CommandRunner add_quantize_command(CLI::App& app);
+CommandRunner add_quant_error_command(CLI::App& app);
+CommandRunner add_serve_command(CLI::App& app);
 
 // Prints "moe: error: <message>" to stderr and returns the failure exit status.
 int report_error(const std::string& message);

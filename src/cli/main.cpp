@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
   add(moe::cli::add_train_tokenizer_command);
   add(moe::cli::add_bench_command);
   add(moe::cli::add_experts_command);
+  add(moe::cli::add_quantize_command);
+  add(moe::cli::add_quant_error_command);
+  add(moe::cli::add_serve_command);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

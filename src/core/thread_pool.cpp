@@ -94,9 +94,25 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     return;
   }
   // Several chunks per thread lets fast threads take over work from slow ones.
+  dispatch(n, std::max(grain, (n + n_threads_ * 4 - 1) / (n_threads_ * 4)), fn);
+}
+
+void ThreadPool::run_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  const std::function<void(int64_t, int64_t)> each = [&fn](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) fn(i);
+  };
+  if (n_threads_ == 1 || n == 1) {
+    each(0, n);
+    return;
+  }
+  dispatch(n, 1, each);
+}
+
+void ThreadPool::dispatch(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn) {
   job_.fn = &fn;
   job_.n = n;
-  job_.chunk = std::max(grain, (n + n_threads_ * 4 - 1) / (n_threads_ * 4));
+  job_.chunk = chunk;
   job_.next.store(0, std::memory_order_relaxed);
   // Open the next generation with no active workers and the closed bit clear.
   const uint64_t generation = generation_of(state_.load(std::memory_order_relaxed)) + 1;

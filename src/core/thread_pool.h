@@ -33,6 +33,11 @@ class ThreadPool {
   // uneven work stays balanced.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+  // Runs fn(i) for every task i in [0, n), claimed one at a time in index order, so callers
+  // that list their tasks largest first get a greedy longest-first balance (tasks of uneven
+  // size, e.g. experts with different token counts).
+  void run_tasks(int64_t n, const std::function<void(int64_t)>& fn);
+
  private:
   struct Job {
     const std::function<void(int64_t, int64_t)>* fn = nullptr;
@@ -41,6 +46,8 @@ class ThreadPool {
     std::atomic<int64_t> next{0};
   };
 
+  // Runs fn over [0, n) in chunks of `chunk` on every thread of the pool.
+  void dispatch(int64_t n, int64_t chunk, const std::function<void(int64_t, int64_t)>& fn);
   void worker_loop();
   // Claims and runs chunks of the current job until none are left.
   static void run_chunks(Job& job);

@@ -9,8 +9,8 @@
 
 namespace moe::model {
 
-// For every token t of the micro-batch and query head h: softmax(scale * q.K) . V over cache
-// positions [0, pos0 + t], with q read from ctx.scratch.q (n_tokens, n_head * head_dim_k) and
+// For every token t of the micro-batch and query head h: softmax(scale * q.K) . V over the
+// positions [0, pos(t)] of t's sequence cache (ctx.sequence_segments()), with q read from ctx.scratch.q (n_tokens, n_head * head_dim_k) and
 // the result written to ctx.scratch.attn_out (n_tokens, n_head * head_dim_v). The micro-batch's
 // own keys and values must already be in the cache.
 void attend_cached(LayerContext& ctx, int layer, float kq_scale);

@@ -48,11 +48,70 @@ void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, 
   });
 }
 
+namespace {
+thread_local bool t_batch_invariant_sums = false;
+}  // namespace
+
+BatchInvariantSums::BatchInvariantSums(bool enable) : previous_(t_batch_invariant_sums) {
+  t_batch_invariant_sums = enable;
+}
+
+BatchInvariantSums::~BatchInvariantSums() { t_batch_invariant_sums = previous_; }
+
+bool BatchInvariantSums::active() { return t_batch_invariant_sums; }
+
+kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens) {
+  return BatchInvariantSums::active() ? kernels::SumOrder::kVecDot
+                                      : kernels::llama_cpp_sum_order(n_rows, n_cols, n_tokens);
+}
+
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer) {
   const ConvertedRows rows = convert_rows(pool, *w.traits, x, n_tokens, w.n_cols(), buffer);
   // A plain mul_mat in llama.cpp: sgemm's order for batches it takes (matters for F32/F16).
-  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), kernels::llama_cpp_sum_order(w.n_rows(), w.n_cols(), n_tokens));
+  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), plain_matmul_order(w.n_rows(), w.n_cols(), n_tokens));
+}
+
+void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&)>& block) {
+  if (!ctx.batched()) {
+    block(ctx);
+    return;
+  }
+  for (const SequenceSegment& segment : ctx.segments) {
+    if (segment.n_tokens == 0) continue;
+    LayerContext single = ctx.single_sequence(segment);
+    block(single);
+  }
+}
+
+void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs, const float* x, int64_t n_tokens,
+                         std::vector<uint8_t>& buffer) {
+  MOE_CHECK(!outputs.empty());
+  const kernels::TypeTraits& first = *outputs[0].w->traits;
+  for (const MatmulOutput& o : outputs) MOE_CHECK(o.w->traits->vec_dot_type == first.vec_dot_type);
+  const ConvertedRows rows = convert_rows(pool, first, x, n_tokens, outputs[0].w->n_cols(), buffer);
+  int64_t total_rows = 0;
+  // Orders are taken here, on the calling thread (BatchInvariantSums is per thread).
+  std::vector<kernels::SumOrder> orders;
+  for (const MatmulOutput& o : outputs) {
+    total_rows += o.w->n_rows();
+    orders.push_back(plain_matmul_order(o.w->n_rows(), o.w->n_cols(), n_tokens));
+  }
+  // One loop over the rows of all matrices, so the products share one pass over the pool.
+  pool.parallel_for(total_rows, kRowGrain, [&](int64_t begin, int64_t end) {
+    int64_t offset = 0;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      const MatmulOutput& o = outputs[i];
+      const int64_t n_rows = o.w->n_rows();
+      const int64_t lo = std::max(begin, offset) - offset;
+      const int64_t hi = std::min(end, offset + n_rows) - offset;
+      if (lo < hi) {
+        kernels::matmul_rows(*o.w->traits, o.w->row(0), o.w->row_bytes, o.w->n_cols(), rows.data, rows.row_bytes,
+                             n_tokens, o.y, n_rows, lo, hi, orders[i]);
+      }
+      offset += n_rows;
+    }
+  });
 }
 
 Tensor expert_view(const Tensor& stacked, const uint8_t* data) {
@@ -97,13 +156,48 @@ void keep_last_token(LayerContext& ctx) {
   ctx.n_tokens = 1;
 }
 
-void apply_rope(LayerContext& ctx, float* rows, int64_t n_heads, int64_t head_dim) {
+// The batched form: each segment that wants logits keeps its last token (rows compacted in
+// segment order), the others keep none.
+void keep_last_tokens(LayerContext& ctx) {
+  const int64_t n_embd = ctx.hp.n_embd;
+  int64_t kept = 0;
+  for (SequenceSegment& segment : ctx.segments) {
+    if (!segment.wants_logits || segment.n_tokens == 0) {
+      segment.n_tokens = 0;
+      segment.first = kept;
+      continue;
+    }
+    const float* last = ctx.hidden + (segment.first + segment.n_tokens - 1) * n_embd;
+    float* dst = ctx.hidden + kept * n_embd;  // at or before `last`: rows never overlap partly
+    if (dst != last) std::copy(last, last + n_embd, dst);
+    segment.pos0 += segment.n_tokens - 1;
+    segment.first = kept++;
+    segment.n_tokens = 1;
+  }
+  ctx.n_tokens = kept;
+}
+
+// RoPE on the rows of one sequence segment, at that sequence's positions.
+void apply_rope(const LayerContext& ctx, const SequenceSegment& segment, float* rows, int64_t n_heads,
+                int64_t head_dim) {
   const HParams& hp = ctx.hp;
-  for (int64_t t = 0; t < ctx.n_tokens; ++t) {
+  for (int64_t i = 0; i < segment.n_tokens; ++i) {
+    const int64_t t = segment.first + i;
     for (int64_t h = 0; h < n_heads; ++h) {
-      kernels::rope(rows + (t * n_heads + h) * head_dim, hp.n_rot, ctx.pos0 + t, hp.rope_freq_base,
+      kernels::rope(rows + (t * n_heads + h) * head_dim, hp.n_rot, segment.pos0 + i, hp.rope_freq_base,
                     hp.rope_freq_scale, hp.rope_layout);
     }
+  }
+}
+
+// Stores the segment's keys and values in its sequence's cache.
+void store_kv(const LayerContext& ctx, const SequenceSegment& segment, int layer) {
+  const HParams& hp = ctx.hp;
+  const Scratch& s = ctx.scratch;
+  for (int64_t i = 0; i < segment.n_tokens; ++i) {
+    const int64_t t = segment.first + i;
+    segment.kv->store_k(layer, segment.pos0 + i, s.k.data() + t * hp.n_embd_k_gqa());
+    segment.kv->store_v(layer, segment.pos0 + i, s.v.data() + t * hp.n_embd_v_gqa());
   }
 }
 
@@ -135,9 +229,18 @@ void project_qkv(LayerContext& ctx, const LayerWeights& w) {
   s.q.resize(static_cast<size_t>(n_t * n_q));
   s.k.resize(static_cast<size_t>(n_t * hp.n_embd_k_gqa()));
   s.v.resize(static_cast<size_t>(n_t * hp.n_embd_v_gqa()));
-  matmul_f32(ctx.pool, w[LayerSlot::kWq], s.norm.data(), n_t, s.q.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWk], s.norm.data(), n_t, s.k.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWv], s.norm.data(), n_t, s.v.data(), s.act);
+  const Tensor& wq = w[LayerSlot::kWq];
+  const Tensor& wk = w[LayerSlot::kWk];
+  const Tensor& wv = w[LayerSlot::kWv];
+  if (wq.traits->vec_dot_type == wk.traits->vec_dot_type && wq.traits->vec_dot_type == wv.traits->vec_dot_type) {
+    // The input is converted once and the three products share one pass.
+    const MatmulOutput outputs[] = {{&wq, s.q.data()}, {&wk, s.k.data()}, {&wv, s.v.data()}};
+    matmul_shared_input(ctx.pool, outputs, s.norm.data(), n_t, s.act);
+  } else {
+    matmul_f32(ctx.pool, wq, s.norm.data(), n_t, s.q.data(), s.act);
+    matmul_f32(ctx.pool, wk, s.norm.data(), n_t, s.k.data(), s.act);
+    matmul_f32(ctx.pool, wv, s.norm.data(), n_t, s.v.data(), s.act);
+  }
   add_bias(w[LayerSlot::kBq], s.q.data(), n_t, n_q);
   add_bias(w[LayerSlot::kBk], s.k.data(), n_t, hp.n_embd_k_gqa());
   add_bias(w[LayerSlot::kBv], s.v.data(), n_t, hp.n_embd_v_gqa());
@@ -165,11 +268,10 @@ void attention_block(LayerContext& ctx, int layer) {
   const int64_t n_t = ctx.n_tokens;
   norm_tokens(ctx, w[LayerSlot::kAttnNorm]);
   project_qkv(ctx, w);
-  apply_rope(ctx, s.q.data(), hp.n_head, hp.head_dim_k);
-  apply_rope(ctx, s.k.data(), hp.n_head_kv, hp.head_dim_k);
-  for (int64_t t = 0; t < n_t; ++t) {
-    ctx.kv.store_k(layer, ctx.pos0 + t, s.k.data() + t * hp.n_embd_k_gqa());
-    ctx.kv.store_v(layer, ctx.pos0 + t, s.v.data() + t * hp.n_embd_v_gqa());
+  for (const SequenceSegment& segment : ctx.sequence_segments()) {
+    apply_rope(ctx, segment, s.q.data(), hp.n_head, hp.head_dim_k);
+    apply_rope(ctx, segment, s.k.data(), hp.n_head_kv, hp.head_dim_k);
+    store_kv(ctx, segment, layer);
   }
   attend_cached(ctx, layer, hp.kq_scale != 0.0f ? hp.kq_scale : 1.0f / std::sqrt(static_cast<float>(hp.head_dim_k)));
 
@@ -177,7 +279,13 @@ void attention_block(LayerContext& ctx, int layer) {
   matmul_f32(ctx.pool, w[LayerSlot::kWo], s.attn_out.data(), n_t, s.block_out.data(), s.act);
   add_bias(w[LayerSlot::kBo], s.block_out.data(), n_t, hp.n_embd);
   add_residual(ctx, s.block_out.data());
-  if (ctx.last_token_only && layer == hp.n_layer - 1) keep_last_token(ctx);
+  if (ctx.last_token_only && layer == hp.n_layer - 1) {
+    if (ctx.batched()) {
+      keep_last_tokens(ctx);
+    } else {
+      keep_last_token(ctx);
+    }
+  }
 }
 
 }  // namespace moe::model

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <functional>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -31,6 +33,41 @@ void matmul(ThreadPool& pool, const Tensor& w, int64_t matrix, ConvertedRows x, 
 // llama.cpp's mul_mat takes for this shape.
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer);
+
+// One product of matmul_shared_input: y (n_tokens, w.n_rows()).
+struct MatmulOutput {
+  const Tensor* w = nullptr;
+  float* y = nullptr;
+};
+
+// Several products of the same input (e.g. Q, K and V): x is converted once and all rows run in
+// one loop over the pool; each product sums in the order matmul_f32 would use. The weights
+// must share a vec_dot_type.
+void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs, const float* x, int64_t n_tokens,
+                         std::vector<uint8_t>& buffer);
+// While one is alive on the calling thread, matmul_f32 sums in the one-token (vec_dot) order
+// whatever the batch size, so results do not depend on batch composition
+// (LayerContext::batch_invariant; BatchEvaluator holds one during each step).
+class BatchInvariantSums {
+ public:
+  explicit BatchInvariantSums(bool enable);
+  ~BatchInvariantSums();
+  BatchInvariantSums(const BatchInvariantSums&) = delete;
+  BatchInvariantSums& operator=(const BatchInvariantSums&) = delete;
+  // Returns whether one is active on this thread.
+  static bool active();
+
+ private:
+  bool previous_;
+};
+
+// Returns the order a plain (non-expert) product of that shape sums in: llama.cpp's mul_mat
+// order, or vec_dot's while a BatchInvariantSums is active.
+kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens);
+
+// Runs `block` (attention written for one sequence) once per sequence of a batched micro-batch,
+// each time on a single-sequence view of that sequence's rows; directly when not batched.
+void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&)>& block);
 
 // RMS-normalises every token of ctx.hidden with `weight` into ctx.scratch.norm.
 void norm_tokens(LayerContext& ctx, const Tensor& weight);

@@ -11,6 +11,7 @@
 #include "core/result.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "model/expert_ffn.h"
 #include "model/expert_source.h"
 #include "model/model.h"
 #include "model/routing_stats.h"
@@ -58,6 +59,8 @@ class KvCache {
   size_t v_row_bytes() const { return static_cast<size_t>(n_ctx_padded_) * elem_bytes(); }
   // Returns the bytes held.
   size_t bytes() const { return k_.size() + v_.size(); }
+  // Returns the bytes a cache of n_ctx positions would hold (for memory budgets).
+  static size_t bytes_for(const HParams& hp, int64_t n_ctx, KvType type);
 
  private:
   KvType type_;
@@ -82,6 +85,17 @@ struct Scratch {
   std::vector<float> attn_out;   // (n_tokens, n_head * head_dim_v)
   std::vector<float> block_out;  // (n_tokens, n_embd)
   std::vector<uint8_t> act;      // activations converted to a weight's vec_dot_type
+  ExpertFfnScratch experts;      // buffers of the grouped expert FFN
+};
+
+// One sequence's tokens within a micro-batch that holds several (continuous batching): its own
+// KV cache and positions, its rows [first, first + n_tokens) of LayerContext::hidden.
+struct SequenceSegment {
+  KvCache* kv = nullptr;
+  int64_t pos0 = 0;       // position of the segment's first token
+  int64_t first = 0;      // row of that token in the micro-batch
+  int64_t n_tokens = 0;
+  bool wants_logits = false;  // keep the last token through the last layer for its logits
 };
 
 // What an architecture's layer function works on.
@@ -99,8 +113,20 @@ struct LayerContext {
   bool last_token_only = false;
   RoutingStats* routing = nullptr;  // when set, MoE layers record their expert choices
   ExpertSource* experts = nullptr;  // when set, routed experts come from it, not the mapping
+  // Several sequences in one micro-batch (see BatchEvaluator); empty for the single sequence of
+  // kv, pos0 and n_tokens above. Attention runs per segment, everything else over all tokens.
+  std::vector<SequenceSegment> segments;
+  // Sums in an order that does not depend on how many tokens a micro-batch holds, so a
+  // sequence's logits do not depend on what else shares its step (or how its prompt was chunked).
+  bool batch_invariant = false;
 
   const LayerWeights& layer(int index) const { return model.weights().layers[static_cast<size_t>(index)]; }
+  bool batched() const { return !segments.empty(); }
+  // Returns the segments, or the single sequence as one segment.
+  std::vector<SequenceSegment> sequence_segments() const;
+  // Returns a single-sequence context over one segment's rows (sharing scratch and pool), for
+  // attention code written for one sequence.
+  LayerContext single_sequence(const SequenceSegment& segment) const;
 };
 
 class InferenceContext {
@@ -143,6 +169,39 @@ class InferenceContext {
   int64_t n_past_ = 0;
   RoutingStats* routing_ = nullptr;
   ExpertSource* experts_ = nullptr;
+
+  friend class BatchEvaluator;
+};
+
+// One step of continuous batching: for each sequence (an InferenceContext: its KV cache and
+// position) the tokens to append. Sequences must be distinct.
+struct SequenceChunk {
+  InferenceContext* sequence = nullptr;
+  std::span<const int32_t> tokens;
+  bool wants_logits = true;  // afterwards sequence->logits() holds its last token's logits
+};
+
+// Runs the chunks of several sequences as one micro-batch: attention per sequence over its own
+// cache, the projections and FFNs over all tokens together, so in MoE layers each chosen
+// expert's weights are read once per step for the union of the tokens routed to it. Sums are
+// batch-invariant (LayerContext::batch_invariant): a sequence gets the same logits whichever
+// other sequences share its steps.
+class BatchEvaluator {
+ public:
+  BatchEvaluator(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
+
+  // Evaluates all chunks in one forward pass. Errors (empty chunk, context full, token out of
+  // range, a context of another model) leave every sequence unchanged.
+  Status eval(std::span<const SequenceChunk> chunks);
+
+ private:
+  Status validate(std::span<const SequenceChunk> chunks) const;
+
+  const Model& model_;
+  ThreadPool& pool_;
+  Scratch scratch_;
+  std::vector<float> hidden_;
+  std::vector<float> logits_;
 };
 
 }  // namespace moe::model

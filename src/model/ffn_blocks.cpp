@@ -76,12 +76,28 @@ RoutedToken route_token(const MoeSpec& spec, const float* router_logits, const f
 
 namespace {
 
+// Whether a dense SwiGLU can run as a one-expert grouped FFN and still sum as llama.cpp's
+// mul_mat does: always for one token; for a batch only when the weights are quantized (F32 and
+// F16 batches take sgemm's order there, which the expert kernels do not follow).
+bool dense_can_run_grouped(const Tensor& weight, int64_t n_tokens) {
+  return n_tokens == 1 || plain_matmul_order(weight.n_rows(), weight.n_cols(), n_tokens) == kernels::SumOrder::kVecDot ||
+         (weight.type != DType::kF32 && weight.type != DType::kF16);
+}
+
 // out (n_tokens, n_embd) = down(silu(gate(x)) * up(x)) of the normalised input.
 void swiglu_ffn(LayerContext& ctx, const Tensor& gate_w, const Tensor& up_w, const Tensor& down_w, float* out) {
   const int64_t n_t = ctx.n_tokens;
+  Scratch& s = ctx.scratch;
+  if (dense_can_run_grouped(gate_w, n_t) && dense_can_run_grouped(up_w, n_t) && dense_can_run_grouped(down_w, n_t)) {
+    // Every token to "expert" 0 with weight 1: one pass for gate/up/SwiGLU, one for down.
+    static const int kOnlyExpert = 0;
+    static const float kUnitWeight = 1.0f;
+    const std::vector<TokenRoute> routes(static_cast<size_t>(n_t), TokenRoute{&kOnlyExpert, &kUnitWeight});
+    grouped_expert_ffn(ctx.pool, {&gate_w, &up_w, &down_w}, s.norm.data(), n_t, routes, 1, out, s.experts);
+    return;
+  }
   const int64_t n_ff = up_w.n_rows();
   std::vector<float> gate(static_cast<size_t>(n_t * n_ff)), up(gate.size());
-  Scratch& s = ctx.scratch;
   matmul_f32(ctx.pool, gate_w, s.norm.data(), n_t, gate.data(), s.act);
   matmul_f32(ctx.pool, up_w, s.norm.data(), n_t, up.data(), s.act);
   kernels::swiglu(gate.data(), up.data(), gate.data(), n_t * n_ff);
@@ -111,52 +127,6 @@ void add_shared_experts(LayerContext& ctx, const LayerWeights& w) {
   }
 }
 
-// The tokens of a micro-batch routed to one expert, with the slot (rank) each chose it at.
-struct ExpertGroup {
-  std::vector<int64_t> tokens;
-  std::vector<int> slots;
-};
-
-// Returns the experts with tokens in this micro-batch, most tokens first.
-std::vector<int> used_experts(const std::vector<ExpertGroup>& groups) {
-  std::vector<int64_t> counts;
-  for (const ExpertGroup& g : groups) counts.push_back(static_cast<int64_t>(g.tokens.size()));
-  return experts_by_use(counts);
-}
-
-// Runs one expert (weights `ew`, laid out as w's stacked tensors) over its token group; writes
-// each token's result to its slot in `slot_out` (n_tokens, n_expert_used, n_embd).
-void run_expert(LayerContext& ctx, const LayerWeights& w, const ExpertWeights& ew, const ExpertGroup& group,
-                float* slot_out) {
-  const HParams& hp = ctx.hp;
-  const int64_t n = static_cast<int64_t>(group.tokens.size());
-  const int64_t n_ff = hp.n_ff_expert;
-  std::vector<float> input(static_cast<size_t>(n * hp.n_embd));
-  for (int64_t i = 0; i < n; ++i) {
-    const float* src = ctx.scratch.norm.data() + group.tokens[static_cast<size_t>(i)] * hp.n_embd;
-    std::copy(src, src + hp.n_embd, input.data() + i * hp.n_embd);
-  }
-  std::vector<float> gate(static_cast<size_t>(n * n_ff)), up(gate.size()), down(static_cast<size_t>(n * hp.n_embd));
-  std::vector<uint8_t> buffer;
-  const Tensor gate_w = expert_view(w[LayerSlot::kFfnGateExps], ew.gate);
-  const Tensor up_w = expert_view(w[LayerSlot::kFfnUpExps], ew.up);
-  const Tensor down_w = expert_view(w[LayerSlot::kFfnDownExps], ew.down);
-  ConvertedRows rows = convert_rows(ctx.pool, *gate_w.traits, input.data(), n, hp.n_embd, buffer);
-  matmul(ctx.pool, gate_w, 0, rows, n, gate.data(), n_ff);
-  if (up_w.traits->vec_dot_type != gate_w.traits->vec_dot_type) {
-    rows = convert_rows(ctx.pool, *up_w.traits, input.data(), n, hp.n_embd, buffer);
-  }
-  matmul(ctx.pool, up_w, 0, rows, n, up.data(), n_ff);
-  kernels::swiglu(gate.data(), up.data(), gate.data(), n * n_ff);
-  rows = convert_rows(ctx.pool, *down_w.traits, gate.data(), n, n_ff, buffer);
-  matmul(ctx.pool, down_w, 0, rows, n, down.data(), hp.n_embd);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t t = group.tokens[static_cast<size_t>(i)];
-    float* dst = slot_out + (t * hp.moe.n_expert_used + group.slots[static_cast<size_t>(i)]) * hp.n_embd;
-    std::copy(down.data() + i * hp.n_embd, down.data() + (i + 1) * hp.n_embd, dst);
-  }
-}
-
 void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   const HParams& hp = ctx.hp;
   const MoeSpec& spec = hp.moe;
@@ -167,32 +137,28 @@ void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   const Tensor& bias_tensor = w[LayerSlot::kExpProbsB];
   const float* bias = spec.selection_bias && bias_tensor.present() ? bias_tensor.f32() : nullptr;
   std::vector<RoutedToken> routes(static_cast<size_t>(n_t));
-  std::vector<ExpertGroup> groups(static_cast<size_t>(spec.n_expert));
   for (int64_t t = 0; t < n_t; ++t) {
     routes[static_cast<size_t>(t)] = route_token(spec, router.data() + t * spec.n_expert, bias);
     if (ctx.routing != nullptr) ctx.routing->record(layer, routes[static_cast<size_t>(t)].experts);
-    const RoutedToken& r = routes[static_cast<size_t>(t)];
-    for (int slot = 0; slot < spec.n_expert_used; ++slot) {
-      ExpertGroup& g = groups[static_cast<size_t>(r.experts[static_cast<size_t>(slot)])];
-      g.tokens.push_back(t);
-      g.slots.push_back(slot);
-    }
   }
-  std::vector<float> slot_out(static_cast<size_t>(n_t * spec.n_expert_used * hp.n_embd));
-  // Each expert writes its own slots, so the order experts run in does not change the result.
-  for_each_expert(ctx, layer, used_experts(groups), [&](int e, const ExpertWeights& ew) {
-    run_expert(ctx, w, ew, groups[static_cast<size_t>(e)], slot_out.data());
-  });
-  // Weighted sum in slot order, as llama.cpp adds the weighted expert outputs.
-  Scratch& s = ctx.scratch;
-  s.block_out.assign(static_cast<size_t>(n_t * hp.n_embd), 0.0f);
+  std::vector<TokenRoute> token_routes(static_cast<size_t>(n_t));
   for (int64_t t = 0; t < n_t; ++t) {
-    float* out = s.block_out.data() + t * hp.n_embd;
-    for (int slot = 0; slot < spec.n_expert_used; ++slot) {
-      const float* src = slot_out.data() + (t * spec.n_expert_used + slot) * hp.n_embd;
-      const float weight = routes[static_cast<size_t>(t)].weights[static_cast<size_t>(slot)];
-      for (int64_t i = 0; i < hp.n_embd; ++i) out[i] += src[i] * weight;
-    }
+    token_routes[static_cast<size_t>(t)] = {routes[static_cast<size_t>(t)].experts.data(),
+                                            routes[static_cast<size_t>(t)].weights.data()};
+  }
+  const ExpertFfnWeights experts{&w[LayerSlot::kFfnGateExps], &w[LayerSlot::kFfnUpExps], &w[LayerSlot::kFfnDownExps]};
+  Scratch& s = ctx.scratch;
+  s.block_out.resize(static_cast<size_t>(n_t * hp.n_embd));
+  GroupedExpertFfn ffn(ctx.pool, experts, s.norm.data(), n_t, token_routes, spec.n_expert_used, s.experts);
+  if (ctx.experts == nullptr) {
+    ffn.run_all(s.block_out.data());
+  } else {
+    // An expert store hands experts out one at a time (those in RAM first, so their compute
+    // overlaps the reads of the others); each runs as soon as it arrives.
+    for_each_expert(ctx, layer, ffn.experts(), [&](int e, const ExpertWeights& ew) {
+      ffn.run_expert(e, {ew.gate, ew.up, ew.down});
+    });
+    ffn.combine(s.block_out.data());
   }
   if (spec.n_ff_shared > 0) add_shared_experts(ctx, w);
 }

@@ -172,6 +172,11 @@ void attend_with_sink(const LayerContext& ctx, int layer, const float* q, int64_
 }  // namespace
 
 void sink_attention_block(LayerContext& ctx, int layer) {
+  if (ctx.batched()) {
+    // Written for one sequence (positions, window and cache): run it per sequence.
+    for_each_sequence(ctx, [layer](LayerContext& single) { sink_attention_block(single, layer); });
+    return;
+  }
   const HParams& hp = ctx.hp;
   const LayerWeights& w = ctx.layer(layer);
   Scratch& s = ctx.scratch;

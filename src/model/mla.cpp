@@ -242,6 +242,11 @@ float mla_kq_scale(const HParams& hp) {
 }
 
 void mla_attention_block(LayerContext& ctx, int layer) {
+  if (ctx.batched()) {
+    // Written for one sequence (positions and the latent cache): run it per sequence.
+    for_each_sequence(ctx, [layer](LayerContext& single) { mla_attention_block(single, layer); });
+    return;
+  }
   const MlaDims d(ctx.hp);
   const LayerWeights& w = ctx.layer(layer);
   Scratch& s = ctx.scratch;

@@ -283,6 +283,37 @@ Status add_random_model(const HParams& hp, const RandomModelOptions& options, Th
   return ok_status();
 }
 
+namespace {
+
+// DeepSeek-V2-Lite's published configuration (config.json of deepseek-ai/DeepSeek-V2-Lite): 27
+// layers of width 2048, the first dense (n_ff 10944), then 64 routed experts of n_ff 1408 (top-6,
+// softmax, no renormalisation, no groups) plus 2 shared ones; MLA with plain queries (no
+// q_lora), a 512-wide latent KV, heads of 128 + 64 RoPE dims and 128-wide values. The YaRN
+// context extension of the real model is left out: it changes no shapes or costs.
+Result<HParams> deepseek_v2_lite_hparams(HParams hp) {
+  hp.n_embd = 2048;
+  hp.n_layer = 27;
+  hp.n_head = 16;
+  hp.n_ff_expert = 1408;
+  hp.moe.n_expert = 64;
+  hp.moe.n_expert_used = 6;
+  hp.head_dim_k = hp.head_dim_v = 128;
+  apply_arch_defaults(hp);
+  hp.n_ff = 10944;
+  hp.n_rot = 64;
+  hp.mla.q_lora_rank = 0;
+  hp.mla.kv_lora_rank = 512;
+  hp.mla.head_dim_k = 128 + hp.n_rot;
+  hp.mla.head_dim_v = 128;
+  hp.head_dim_k = hp.mla.kv_lora_rank + hp.n_rot;
+  hp.head_dim_v = hp.mla.kv_lora_rank;
+  hp.moe.n_expert_shared = 2;
+  hp.moe.n_ff_shared = 2 * hp.n_ff_expert;
+  return hp;
+}
+
+}  // namespace
+
 Result<HParams> preset_hparams(const std::string& arch, const std::string& preset) {
   HParams hp;
   hp.arch = arch;
@@ -304,6 +335,10 @@ Result<HParams> preset_hparams(const std::string& arch, const std::string& prese
   const bool v3 = preset.ends_with("-v3");
   const std::string base = v3 ? preset.substr(0, preset.size() - 3) : preset;
   if (v3 && arch != "deepseek2") return make_error("preset '{}' is for --arch deepseek2 only", preset);
+  if (preset == "deepseek-v2-lite") {
+    if (arch != "deepseek2") return make_error("preset '{}' is for --arch deepseek2 only", preset);
+    return deepseek_v2_lite_hparams(hp);
+  }
   if (v3) {
     hp.moe.gating = GatingFunction::kSigmoid;
     // YaRN x4 over a quarter of the context, V3's mscale_all_dim 1 (stored as 0.1).
@@ -326,7 +361,7 @@ Result<HParams> preset_hparams(const std::string& arch, const std::string& prese
     shape(2048, 16, 16, 16, 1024, 64, 8);
   } else {
     return make_error("unknown preset '{}' (tiny, tiny-moe, small-moe, mixtral-shaped, olmoe-shaped; deepseek2 also "
-                      "tiny-moe-v3, small-moe-v3)", preset);
+                      "tiny-moe-v3, small-moe-v3, deepseek-v2-lite)", preset);
   }
   hp.head_dim_k = hp.head_dim_v = hp.n_embd / hp.n_head;
   hp.n_rot = hp.head_dim_k;

@@ -142,13 +142,26 @@ int32_t Sampler::draw() {
   return candidates_.front().id;  // rounding left u at the very top: take the likeliest
 }
 
-std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t n) {
-  if (logits.empty() || n <= 0) return {};
+namespace {
+
+// log(sum(exp(logits))), the normaliser of log_softmax.
+float log_normalizer(std::span<const float> logits) {
   float max_logit = kNegInf;
   for (float logit : logits) max_logit = std::max(max_logit, sanitize(logit));
   double total = 0.0;
   for (float logit : logits) total += std::exp(static_cast<double>(sanitize(logit) - max_logit));
-  const float log_total = static_cast<float>(std::log(total)) + max_logit;
+  return static_cast<float>(std::log(total)) + max_logit;
+}
+
+}  // namespace
+
+float token_logprob(std::span<const float> logits, int32_t id) {
+  return sanitize(logits[static_cast<size_t>(id)]) - log_normalizer(logits);
+}
+
+std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t n) {
+  if (logits.empty() || n <= 0) return {};
+  const float log_total = log_normalizer(logits);
 
   std::vector<TokenLogprob> all(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) {

@@ -69,4 +69,7 @@ class Sampler {
 // lower id). For OpenAI-style "logprobs"; independent of any sampler settings.
 std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int32_t n);
 
+// Returns log_softmax(logits)[id], computed as top_logprobs computes it (`id` must be in range).
+float token_logprob(std::span<const float> logits, int32_t id);
+
 }  // namespace moe::runtime

@@ -35,6 +35,20 @@ TEST(ThreadPool, ManyShortLoopsInARowAllComplete) {
   }
 }
 
+TEST(ThreadPool, RunTasksRunsEveryTaskOnceAndInterleavesWithLoops) {
+  for (int threads : {1, 2, 5}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 2, 33, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      pool.run_tasks(n, [&](int64_t i) { hits[static_cast<size_t>(i)].fetch_add(1); });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1) << "n=" << n << " i=" << i;
+      std::atomic<int64_t> sum{0};
+      pool.parallel_for(100, 7, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+      ASSERT_EQ(sum.load(), 100);
+    }
+  }
+}
+
 TEST(ThreadPool, ZeroOrNegativeThreadCountMeansOne) {
   ThreadPool pool(0);
   EXPECT_EQ(pool.size(), 1);

@@ -40,6 +40,10 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
       t.vec_dot = vec_dot_q4_k_q8_k;
       t.vec_dot_tile = tile_q4_k_q8_k;
       break;
+    case DType::kQ6_K:
+      t.vec_dot = vec_dot_q6_k_q8_k;
+      t.vec_dot_tile = tile_q6_k_q8_k;
+      break;
     default:
       break;
   }
