@@ -32,6 +32,7 @@ struct BenchOptions {
   std::string output = "md";
   bool measure_bandwidth = true;
   StoreCliOptions store;
+  int64_t token_walk = 0;
 };
 
 struct BenchRecord {
@@ -81,21 +82,31 @@ double active_bytes_per_token(const model::Model& m) {
 
 // Pseudo-random tokens; each repetition draws its own (`stream`), so an expert cache warmed by one
 // repetition does not get the same routing again in the next.
-std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab, uint64_t stream) {
+// With `walk` > 0 each token is the previous one plus a step in [-walk, walk] (mod n_vocab): a
+// stream that drifts through the id space, as text drifts between subjects (see moe gen
+// --router-topics).
+std::vector<int32_t> bench_tokens(int64_t n, int64_t n_vocab, uint64_t stream, int64_t walk = 0) {
   std::vector<int32_t> tokens(static_cast<size_t>(n));
   uint64_t state = 12345 + stream * 0x9e3779b97f4a7c15ull;
+  int64_t previous = -1;
   for (auto& t : tokens) {
     state = state * 6364136223846793005ull + 1442695040888963407ull;
-    t = static_cast<int32_t>((state >> 33) % static_cast<uint64_t>(n_vocab));
+    const auto draw = static_cast<int64_t>(state >> 33);
+    if (walk > 0 && previous >= 0) {
+      previous = ((previous + draw % (2 * walk + 1) - walk) % n_vocab + n_vocab) % n_vocab;
+    } else {
+      previous = draw % n_vocab;
+    }
+    t = static_cast<int32_t>(previous);
   }
   return tokens;
 }
 
 // Times one test: n_prompt tokens in one batch, or n_gen tokens decoded one at a time.
 Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t n_gen, int64_t n_vocab,
-                        uint64_t stream) {
+                        uint64_t stream, int64_t walk) {
   ctx.reset();
-  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab, stream);
+  const std::vector<int32_t> tokens = bench_tokens(std::max(n_prompt, n_gen), n_vocab, stream, walk);
   const auto start = std::chrono::steady_clock::now();
   if (n_prompt > 0) {
     MOE_TRY(ctx.eval(std::span<const int32_t>(tokens.data(), static_cast<size_t>(n_prompt))));
@@ -107,17 +118,17 @@ Result<double> run_once(model::InferenceContext& ctx, int64_t n_prompt, int64_t 
 int64_t bench_n_ctx(int64_t n_prompt, int64_t n_gen) { return std::max<int64_t>(n_prompt + n_gen, 16); }
 
 Result<BenchRecord> run_test(const model::Model& m, experts::ExpertStore* store, int threads, int64_t n_prompt,
-                             int64_t n_gen, int reps) {
+                             int64_t n_gen, int reps, int64_t walk) {
   ThreadPool pool(threads);
   model::ContextParams params;
   params.n_ctx = bench_n_ctx(n_prompt, n_gen);
   MOE_ASSIGN_OR_RETURN(auto ctx, model::InferenceContext::create(m, params, pool));
   ctx->set_expert_source(store);
-  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab, 0));  // warm-up
+  MOE_TRY(run_once(*ctx, std::min<int64_t>(n_prompt, 8), n_prompt > 0 ? 0 : 1, m.hparams().n_vocab, 0, walk));  // warm-up
   if (store != nullptr) store->reset_stats();
   BenchRecord r{n_prompt, n_gen, threads, {}, 0.0, 0.0, std::nullopt};
   for (int i = 0; i < reps; ++i) {
-    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab, static_cast<uint64_t>(i) + 1));
+    MOE_ASSIGN_OR_RETURN(double seconds, run_once(*ctx, n_prompt, n_gen, m.hparams().n_vocab, static_cast<uint64_t>(i) + 1, walk));
     r.samples_ts.push_back(static_cast<double>(n_prompt + n_gen) / seconds);
   }
   double sum = 0.0, sq = 0.0;
@@ -174,13 +185,13 @@ int run_bench(const BenchOptions& o) {
   for (int64_t t : *threads) {
     for (int64_t p : *prompts) {
       if (p == 0) continue;
-      auto r = run_test(m, store->get(), static_cast<int>(t), p, 0, o.repetitions);
+      auto r = run_test(m, store->get(), static_cast<int>(t), p, 0, o.repetitions, o.token_walk);
       if (!r.ok()) return report_error(r.error().message);
       records.push_back(*r);
     }
     for (int64_t n : *gens) {
       if (n == 0) continue;
-      auto r = run_test(m, store->get(), static_cast<int>(t), 0, n, o.repetitions);
+      auto r = run_test(m, store->get(), static_cast<int>(t), 0, n, o.repetitions, o.token_walk);
       if (!r.ok()) return report_error(r.error().message);
       records.push_back(*r);
     }
@@ -243,6 +254,9 @@ CommandRunner add_bench_command(CLI::App& app) {
   sub->add_option("-r,--repetitions", o->repetitions, "Repetitions per test")->capture_default_str();
   sub->add_option("-o,--output", o->output, "Output format: md or json")->capture_default_str();
   sub->add_flag("!--no-bandwidth", o->measure_bandwidth, "Skip measuring the memory read bandwidth");
+  sub->add_option("--token-walk", o->token_walk,
+                  "Tokens drift: each is the previous one +- up to this many ids (0: independent random tokens)")
+      ->capture_default_str();
   add_store_options(*sub, o->store);
   return [o] { return run_bench(*o); };
 }

@@ -30,6 +30,8 @@ struct GenOptions {
   std::optional<int> n_expert, n_expert_used;
   float output_scale = 3.0f;
   float router_skew = 0.0f;
+  int router_topics = 0;
+  float topic_strength = 1.0f;
   std::string from_path;
 };
 
@@ -93,6 +95,7 @@ Result<int64_t> copy_vocab(const std::string& path, formats::GgufWriter& writer)
 }
 
 int run_gen_from(const GenOptions& o) {
+  if (o.router_topics > 0) return report_error("--router-topics draws new embeddings; it cannot be combined with --from");
   auto from = formats::GgufFile::open(o.from_path);
   if (!from.ok()) return report_error(from.error().message);
   formats::GgufWriter writer;
@@ -128,6 +131,8 @@ int run_gen(const GenOptions& o) {
   options.seed = o.seed;
   options.output_scale = o.output_scale;
   options.router_skew = o.router_skew;
+  options.router_topics = o.router_topics;
+  options.topic_strength = o.topic_strength;
   if (Status s = model::add_random_model(*hp, options, pool, writer); !s.ok()) return report_error(s.error().message);
   ProgressBar progress("writing " + o.output_path, !o.quiet);
   writer.set_progress([&](size_t done, size_t total) { progress.update(done, total); });
@@ -164,6 +169,12 @@ CommandRunner add_gen_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--router-skew", o->router_skew,
                   "Skewed expert popularity: router row of the expert ranked r scaled by (1 + r)^-skew (0: uniform)")
+      ->capture_default_str();
+  sub->add_option("--router-topics", o->router_topics,
+                  "Temporal locality: token ids in N contiguous topics, each favoured by its share of every layer's "
+                  "experts (0: off)")
+      ->capture_default_str();
+  sub->add_option("--topic-strength", o->topic_strength, "Length of the topic component of token embeddings")
       ->capture_default_str();
   sub->add_option("--from", o->from_path,
                   "Copy this GGUF (weights and metadata) instead of drawing random weights; with --router-skew, its "

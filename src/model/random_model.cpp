@@ -80,10 +80,10 @@ DType tensor_type(const TensorDesc& desc, const RandomModelOptions& options) {
   return options.weight_type;
 }
 
-// Scale of each row (1 unless set): the router skew of RandomModelOptions.
-using RowScale = std::function<float(int64_t row)>;
+// Changes a drawn row before it is quantized (router skew, topic directions); may be empty.
+using RowEdit = std::function<void(int64_t row, std::vector<float>& values)>;
 
-Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t tensor_seed, const RowScale& scale,
+Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t tensor_seed, const RowEdit& edit,
                    ThreadPool& pool, std::span<uint8_t> out) {
   const kernels::TypeTraits* traits = kernels::type_traits(type);
   if (traits == nullptr || traits->from_float == nullptr) {
@@ -96,8 +96,8 @@ Status fill_tensor(const TensorDesc& desc, DType type, InitRule rule, uint64_t t
     std::vector<float> row(static_cast<size_t>(n_cols));
     for (int64_t r = begin; r < end; ++r) {
       NormalSource source(tensor_seed ^ splitmix64(static_cast<uint64_t>(r)));
-      const float s = scale ? scale(r) : 1.0f;
-      for (float& x : row) x = (rule.mean + rule.std * source.next()) * s;
+      for (float& x : row) x = rule.mean + rule.std * source.next();
+      if (edit) edit(r, row);
       traits->from_float(row.data(), out.data() + static_cast<size_t>(r) * row_bytes, n_cols);
     }
   });
@@ -199,6 +199,66 @@ std::function<float(int64_t)> router_row_scale(const std::string& name, const st
   };
 }
 
+namespace {
+
+// Unit direction of topic `topic` in the embedding space (n values).
+std::vector<float> topic_direction(uint64_t seed, int topic, int64_t n) {
+  NormalSource source(splitmix64(seed ^ hash_name("topic")) ^ splitmix64(static_cast<uint64_t>(topic) + 1));
+  std::vector<float> u(static_cast<size_t>(n));
+  double norm = 0.0;
+  for (float& x : u) {
+    x = source.next();
+    norm += static_cast<double>(x) * x;
+  }
+  for (float& x : u) x = static_cast<float>(x / std::sqrt(norm));
+  return u;
+}
+
+// Topic structure (RandomModelOptions::router_topics): token t carries the direction of topic
+// t * n_topics / n_vocab (contiguous id ranges), and each layer's router favours, for each topic,
+// its own n_expert / n_topics experts. A token stream that stays in a region of ids for a while
+// then keeps using the same experts: temporal locality, as text on one subject has.
+RowEdit topic_edit(const TensorDesc& desc, const HParams& hp, const RandomModelOptions& options) {
+  const int n_topics = options.router_topics;
+  if (n_topics <= 0 || desc.shape.size() < 2) return {};
+  const bool embedding = desc.name == "token_embd.weight";
+  const bool router = desc.name.find("ffn_gate_inp.weight") != std::string::npos;
+  if (!embedding && !router) return {};
+  const int64_t n = desc.shape[0];
+  std::vector<std::vector<float>> topics;
+  for (int g = 0; g < n_topics; ++g) topics.push_back(topic_direction(options.seed, g, n));
+  const float s = options.topic_strength;
+  // Embedding rows have norm ~sqrt(n): the topic adds a component s times as long. After the
+  // norm a token's topic component is sqrt(n) * s / sqrt(1 + s^2) long; router rows get their
+  // topic's direction scaled so that it adds ~2 standard deviations of a random router logit.
+  const float amount = embedding ? s * std::sqrt(static_cast<float>(n))
+                                 : 2.0f * std::sqrt(1.0f + s * s) / (s * std::sqrt(static_cast<float>(n)));
+  const int64_t n_rows = desc.shape[1];
+  const uint64_t offset = hash_name(desc.name) % static_cast<uint64_t>(n_topics);  // per-layer assignment
+  return [=](int64_t row, std::vector<float>& values) {
+    const int64_t topic = embedding ? row * n_topics / std::max<int64_t>(hp.n_vocab, n_rows)
+                                    : static_cast<int64_t>((static_cast<uint64_t>(row) + offset) % static_cast<uint64_t>(n_topics));
+    const std::vector<float>& u = topics[static_cast<size_t>(topic)];
+    for (size_t i = 0; i < values.size(); ++i) values[i] += amount * u[i];
+  };
+}
+
+// Returns the edits of a tensor (skew, topics) as one, or empty when there are none.
+RowEdit row_edit(const TensorDesc& desc, const HParams& hp, const RandomModelOptions& options) {
+  auto scale = router_row_scale(desc.name, desc.shape, options.router_skew, options.seed);
+  RowEdit topics = topic_edit(desc, hp, options);
+  if (!scale && !topics) return {};
+  return [scale, topics](int64_t row, std::vector<float>& values) {
+    if (topics) topics(row, values);
+    if (scale) {
+      const float k = scale(row);
+      for (float& x : values) x *= k;
+    }
+  };
+}
+
+}  // namespace
+
 Status add_random_model(const HParams& hp, const RandomModelOptions& options, ThreadPool& pool,
                         formats::GgufWriter& writer) {
   MOE_TRY(validate_hparams(hp));
@@ -215,9 +275,9 @@ Status add_random_model(const HParams& hp, const RandomModelOptions& options, Th
     }
     const InitRule rule = init_rule(desc, options);
     const uint64_t tensor_seed = splitmix64(options.seed) ^ hash_name(desc.name);
-    const RowScale scale = router_row_scale(desc.name, desc.shape, options.router_skew, options.seed);
+    const RowEdit edit = row_edit(desc, hp, options);
     MOE_TRY(writer.add_tensor_lazy(desc.name, type, desc.shape, [=, &pool](std::span<uint8_t> out) {
-      return fill_tensor(desc, type, rule, tensor_seed, scale, pool, out);
+      return fill_tensor(desc, type, rule, tensor_seed, edit, pool, out);
     }));
   }
   return ok_status();

@@ -27,6 +27,11 @@ struct RandomModelOptions {
   // a per-layer random ranking of the experts. A wider row wins the top-k more often, so
   // popularity falls steeply with rank; 0 keeps routers uniform.
   float router_skew = 0.0f;
+  // Temporal locality: token ids fall into `router_topics` contiguous ranges, each with its own
+  // direction added to the token embeddings and favoured by a share of every layer's experts, so
+  // a token stream that stays in one region of ids keeps using the same experts. 0: off.
+  int router_topics = 0;
+  float topic_strength = 1.0f;  // length of the topic component relative to the embedding row
 };
 
 // Adds hyperparameter metadata and every tensor of `hp.arch` to `writer` (tensors filled lazily

@@ -26,7 +26,7 @@ Result<std::unique_ptr<IoEngine>> IoEngine::open(const std::string& path, const 
   engine->on_complete_ = std::move(on_complete);
   // O_DIRECT keeps expert bytes out of the page cache (in a memory-limited cgroup the page cache
   // is charged to us and would compete with the expert cache); tmpfs and some others refuse it.
-  engine->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  engine->fd_ = options.allow_direct ? ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT) : -1;
   engine->direct_ = engine->fd_ >= 0;
   if (engine->fd_ < 0) engine->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (engine->fd_ < 0) return make_error("cannot open '{}' for expert reads: {}", path, std::strerror(errno));

@@ -33,6 +33,7 @@ struct ReadRequest {
 
 struct IoEngineOptions {
   unsigned queue_depth = 32;
+  bool allow_direct = true;  // false: buffered reads (what file systems without O_DIRECT get)
   // Test seam: the n-th read to complete (1-based) fails with EIO; 0 never.
   int64_t fail_read_at = 0;
 };
