@@ -4,6 +4,7 @@
 // interface only, so the model layer never depends on the store.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -36,8 +37,9 @@ class ExpertSource {
   virtual ~ExpertSource() = default;
   // `experts` holds the distinct experts the micro-batch routed to at `layer`, most used first.
   // Reorders them into the order the caller must acquire them in (experts already in memory
-  // first, so that their compute overlaps the reads of the others).
-  virtual void begin_layer(int layer, std::vector<int>& experts) = 0;
+  // first, so that their compute overlaps the reads of the others). Returns how many of them
+  // (a prefix) are in memory: when that is all, the caller may acquire them all at once.
+  virtual size_t begin_layer(int layer, std::vector<int>& experts) = 0;
   // `hidden` (n_tokens, n_embd) is the residual stream entering the FFN of `layer`.
   virtual void hint(int layer, const float* hidden, int64_t n_tokens) = 0;
   // Returns the expert's weights, waiting for its read if needed; valid until release(). After a

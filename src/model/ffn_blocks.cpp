@@ -127,6 +127,32 @@ void add_shared_experts(LayerContext& ctx, const LayerWeights& w) {
   }
 }
 
+// The routed experts of `layer` with weights from an expert store. When all are in RAM they run
+// in one grouped pass, as without a store; otherwise one at a time as the store hands them out
+// (those in RAM first, so their compute overlaps the reads of the others). Same bits either way.
+void run_from_source(LayerContext& ctx, int layer, GroupedExpertFfn& ffn, float* out) {
+  ExpertSource& source = *ctx.experts;
+  std::vector<int> order = ffn.experts();
+  const size_t ready = source.begin_layer(layer, order);
+  source.hint(layer, ctx.hidden, ctx.n_tokens);
+  if (ready == order.size()) {
+    std::vector<ExpertMatrices> matrices(static_cast<size_t>(ctx.hp.moe.n_expert));
+    for (int e : order) {
+      const ExpertWeights ew = source.acquire(layer, e);
+      matrices[static_cast<size_t>(e)] = {ew.gate, ew.up, ew.down};
+    }
+    ffn.run_all(out, &matrices);
+    for (int e : order) source.release(layer, e);
+    return;
+  }
+  for (int e : order) {
+    const ExpertWeights ew = source.acquire(layer, e);
+    ffn.run_expert(e, {ew.gate, ew.up, ew.down});
+    source.release(layer, e);
+  }
+  ffn.combine(out);
+}
+
 void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   const HParams& hp = ctx.hp;
   const MoeSpec& spec = hp.moe;
@@ -153,12 +179,7 @@ void moe_ffn(LayerContext& ctx, const LayerWeights& w, int layer) {
   if (ctx.experts == nullptr) {
     ffn.run_all(s.block_out.data());
   } else {
-    // An expert store hands experts out one at a time (those in RAM first, so their compute
-    // overlaps the reads of the others); each runs as soon as it arrives.
-    for_each_expert(ctx, layer, ffn.experts(), [&](int e, const ExpertWeights& ew) {
-      ffn.run_expert(e, {ew.gate, ew.up, ew.down});
-    });
-    ffn.combine(s.block_out.data());
+    run_from_source(ctx, layer, ffn, s.block_out.data());
   }
   if (spec.n_ff_shared > 0) add_shared_experts(ctx, w);
 }

@@ -287,7 +287,7 @@ void ExpertStore::score_prediction_locked(int layer, const std::vector<int>& exp
   predicted.clear();
 }
 
-void ExpertStore::begin_layer(int layer, std::vector<int>& experts) {
+size_t ExpertStore::begin_layer(int layer, std::vector<int>& experts) {
   std::lock_guard<std::mutex> lock(mutex_);
   ++tick_;
   score_prediction_locked(layer, experts);
@@ -318,8 +318,9 @@ void ExpertStore::begin_layer(int layer, std::vector<int>& experts) {
   experts = ready;
   experts.insert(experts.end(), loading.begin(), loading.end());
   experts.insert(experts.end(), missing.begin(), missing.end());
-  if (!error_.ok()) return;
+  if (!error_.ok()) return 0;
   issue_queued_locked();
+  return ready.size();
 }
 
 void ExpertStore::issue_queued_locked() {

@@ -60,7 +60,7 @@ class ExpertStore final : public model::ExpertSource {
   static Result<std::unique_ptr<ExpertStore>> create(model::Model& model, const StoreOptions& options);
   ~ExpertStore() override;
 
-  void begin_layer(int layer, std::vector<int>& experts) override;
+  size_t begin_layer(int layer, std::vector<int>& experts) override;
   void hint(int layer, const float* hidden, int64_t n_tokens) override;
   model::ExpertWeights acquire(int layer, int expert) override;
   void release(int layer, int expert) override;
