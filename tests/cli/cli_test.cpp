@@ -12,22 +12,14 @@
 #include <sstream>
 #include <string>
 
+#include "../cli_runner.h"
+
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using moe::test::CommandResult;
+using moe::test::slurp;
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("moe-cli-" + std::to_string(::getpid()) + "-" + name)).string();
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
+std::string temp_path(const std::string& name) { return moe::test::temp_path_for("moe-cli", name); }
 
 // Returns the integer that follows `label` in `text` (e.g. "vocab " in inspect's summary), or -1.
 long long number_after(const std::string& text, const std::string& label) {
@@ -39,18 +31,8 @@ long long number_after(const std::string& text, const std::string& label) {
   return std::stoll(text.substr(at + label.size(), end - at - label.size()));
 }
 
-// Runs `moe <args>` with stdout and stderr captured to files and stdin from `stdin_path`.
 CommandResult moe(const std::string& args, const std::string& stdin_path = "/dev/null") {
-  const std::string out = temp_path("stdout"), err = temp_path("stderr");
-  const std::string cmd = std::string(MOE_CLI_PATH) + " " + args + " >" + out + " 2>" + err + " <" + stdin_path;
-  const int status = std::system(cmd.c_str());
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::remove(out.c_str());
-  std::remove(err.c_str());
-  return r;
+  return moe::test::run_moe(MOE_CLI_PATH, args, stdin_path);
 }
 
 class Cli : public ::testing::Test {

@@ -9,35 +9,16 @@
 #include <fstream>
 #include <string>
 
+#include "../cli_runner.h"
+
 namespace {
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using moe::test::CommandResult;
+using moe::test::slurp;
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("moe-store-cli-" + std::to_string(::getpid()) + "-" + name)).string();
-}
+std::string temp_path(const std::string& name) { return moe::test::temp_path_for("moe-store-cli", name); }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-CommandResult moe(const std::string& args) {
-  const std::string out = temp_path("stdout"), err = temp_path("stderr");
-  const std::string cmd = std::string(MOE_CLI_PATH) + " " + args + " >" + out + " 2>" + err + " </dev/null";
-  const int status = std::system(cmd.c_str());
-  CommandResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  std::remove(out.c_str());
-  std::remove(err.c_str());
-  return r;
-}
+CommandResult moe(const std::string& args) { return moe::test::run_moe(MOE_CLI_PATH, args); }
 
 class StoreCli : public ::testing::Test {
  protected:
