@@ -221,6 +221,9 @@ void norm_projection(const LayerContext& ctx, const Tensor& weight, float* rows,
   for (int64_t i = 0; i < n_spans; ++i) kernels::rms_norm(rows + i * span, weight.f32(), rows + i * span, span, hp.rms_eps);
 }
 
+
+}  // namespace
+
 void project_qkv(LayerContext& ctx, const LayerWeights& w) {
   const HParams& hp = ctx.hp;
   Scratch& s = ctx.scratch;
@@ -248,10 +251,7 @@ void project_qkv(LayerContext& ctx, const LayerWeights& w) {
     norm_projection(ctx, w[LayerSlot::kAttnQNorm], s.q.data(), hp.n_head, hp.head_dim_k);
     norm_projection(ctx, w[LayerSlot::kAttnKNorm], s.k.data(), hp.n_head_kv, hp.head_dim_k);
   }
-
 }
-
-}  // namespace
 
 void add_residual(const LayerContext& ctx, float* block_out) {
   const int64_t n = ctx.n_tokens * ctx.hp.n_embd;

@@ -72,6 +72,10 @@ void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&
 // RMS-normalises every token of ctx.hidden with `weight` into ctx.scratch.norm.
 void norm_tokens(LayerContext& ctx, const Tensor& weight);
 
+// Q, K and V of the normalised input (ctx.scratch.norm) into ctx.scratch.q/k/v, with the
+// optional biases and Q/K norms of the layer.
+void project_qkv(LayerContext& ctx, const LayerWeights& w);
+
 // Self-attention of llama-family layers: norm, Q/K/V, RoPE, cache store, causal softmax
 // attention (GQA), output projection, residual add.
 void attention_block(LayerContext& ctx, int layer);

@@ -100,22 +100,6 @@ void round_to_f16(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = kernels::fp16_to_fp32(kernels::fp32_to_fp16(x[i]));
 }
 
-void project_qkv(LayerContext& ctx, const LayerWeights& w) {
-  const HParams& hp = ctx.hp;
-  Scratch& s = ctx.scratch;
-  const int64_t n_t = ctx.n_tokens;
-  const int64_t n_q = hp.n_head * hp.head_dim_k;
-  s.q.resize(static_cast<size_t>(n_t * n_q));
-  s.k.resize(static_cast<size_t>(n_t * hp.n_embd_k_gqa()));
-  s.v.resize(static_cast<size_t>(n_t * hp.n_embd_v_gqa()));
-  matmul_f32(ctx.pool, w[LayerSlot::kWq], s.norm.data(), n_t, s.q.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWk], s.norm.data(), n_t, s.k.data(), s.act);
-  matmul_f32(ctx.pool, w[LayerSlot::kWv], s.norm.data(), n_t, s.v.data(), s.act);
-  add_bias(bias_of(w[LayerSlot::kBq]), s.q.data(), n_t, n_q);
-  add_bias(bias_of(w[LayerSlot::kBk]), s.k.data(), n_t, hp.n_embd_k_gqa());
-  add_bias(bias_of(w[LayerSlot::kBv]), s.v.data(), n_t, hp.n_embd_v_gqa());
-}
-
 void rope_qk(LayerContext& ctx) {
   const HParams& hp = ctx.hp;
   const YarnRope rope(hp);
