@@ -221,7 +221,6 @@ void norm_projection(const LayerContext& ctx, const Tensor& weight, float* rows,
   for (int64_t i = 0; i < n_spans; ++i) kernels::rms_norm(rows + i * span, weight.f32(), rows + i * span, span, hp.rms_eps);
 }
 
-
 }  // namespace
 
 void project_qkv(LayerContext& ctx, const LayerWeights& w) {
