@@ -37,6 +37,9 @@ CpuFeatures detect() {
     f.avx512bw = os_avx512 && (ebx & bit_AVX512BW);
     f.avx512vl = os_avx512 && (ebx & bit_AVX512VL);
     f.avx512vnni = os_avx512 && (ecx & bit_AVX512VNNI);
+    // AMX: EDX bit 22 (AMX-BF16) and bit 24 (AMX-TILE); XCR0 bits 17-18 (TILECFG, TILEDATA).
+    const bool os_amx = (xcr0 & 0x60000) == 0x60000;
+    f.amx_bf16 = os_amx && f.avx512f && (edx & (1u << 22)) && (edx & (1u << 24));
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
     f.avx512bf16 = f.avx512f && (eax & bit_AVX512BF16);
@@ -48,6 +51,8 @@ CpuFeatures detect() {
       f.avx512f = f.avx512bw = f.avx512vl = f.avx512vnni = f.avx512bf16 = false;
     }
   }
+  // Our tile kernels convert to bf16 with AVX-512 BF16 instructions.
+  f.amx_bf16 = f.amx_bf16 && f.avx512bf16;
   return f;
 }
 
@@ -64,6 +69,7 @@ std::string describe_cpu_features() {
     std::string s = "avx512";
     if (f.avx512vnni) s += "+vnni";
     if (f.avx512bf16) s += "+bf16";
+    if (f.amx_bf16) s += "+amx";
     return s;
   }
   if (f.avx2 && f.fma && f.f16c) return "avx2";

@@ -14,6 +14,7 @@ struct CpuFeatures {
   bool avx512vl = false;
   bool avx512vnni = false;
   bool avx512bf16 = false;
+  bool amx_bf16 = false;  // AMX tiles with bf16 products, and XCR0 enables tile state
 };
 
 // Returns the features of the running CPU, detected on first call. Setting the environment

@@ -1,0 +1,256 @@
+// AMX-BF16 products (see kernels/tile_gemm.h) and the AVX-512 BF16 conversions that feed them.
+// Compiled with AMX flags; only called after tiles::available().
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/check.h"
+#include "kernels/amx/amx_tiles.h"
+#include "kernels/blocks.h"
+#include "kernels/kernels.h"
+
+namespace moe::kernels::tiles::amx {
+
+namespace {
+
+// The tile shapes, fixed for the thread's lifetime: every tile is 16 rows of 64 bytes
+// (C: 16 x 16 fp32; A: 16 weight rows x 32 bf16; B: 16 column pairs x 16 tokens).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void configure_tiles_once() {
+  thread_local bool configured = false;
+  if (configured) return;
+  TileConfig config;
+  for (int i = 0; i < 8; ++i) {
+    config.rows[i] = 16;
+    config.colsb[i] = 64;
+  }
+  _tile_loadconfig(&config);
+  configured = true;
+}
+
+// 32 floats to 32 bf16 (nearest even), in order.
+inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
+
+void floats_to_bf16(const float* src, uint16_t* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    _mm512_storeu_si512(dst + i, to_bf16(_mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16)));
+  }
+  for (; i < n; ++i) dst[i] = ref::round_to_bf16(src[i]);
+}
+
+void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+  const auto* b = reinterpret_cast<const BlockQ8_0*>(row);
+  for (int64_t i = 0; i < n_cols / kQK8_0; ++i) {
+    const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs + 16));
+    const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
+    const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
+    _mm512_storeu_si512(out + i * kQK8_0, to_bf16(lo, hi));
+  }
+}
+
+// ggml's get_scale_min_k4: the 6-bit scale and min of Q4_K/Q5_K sub-block j.
+inline void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = q[j] & 63;
+    *m = q[j + 4] & 63;
+  } else {
+    *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+  }
+}
+
+// Q4_K: a sub-block's 16 possible values dl * q - ml (computed as to_float does, then rounded)
+// form a table; each element is a lookup of its nibble (vpermw), two instructions per 32.
+void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+  const auto* b = reinterpret_cast<const BlockQ4_K*>(row);
+  const __m512 q_values = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += kQK_K) {
+    const float d = _cvtsh_ss(b[i].d);
+    const float dmin = _cvtsh_ss(b[i].dmin);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t sc = 0, m = 0;
+      scale_min_k4(j, b[i].scales, &sc, &m);
+      const float dl = d * static_cast<float>(sc);
+      const float ml = dmin * static_cast<float>(m);
+      const __m512 values = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl), q_values), _mm512_set1_ps(ml));
+      const __m512i table = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(values));
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * (j / 2)));
+      const __m256i nibbles = j % 2 == 0 ? _mm256_and_si256(bits, m4) : _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      _mm512_storeu_si512(out + 32 * j, _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(nibbles), table));
+    }
+  }
+}
+
+// Q6_K: d * scale * q per 16 elements, q = 6-bit value - 32 (as to_float: (d * scale) * q).
+void dequantize_q6_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+  const auto* b = reinterpret_cast<const BlockQ6_K*>(row);
+  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m256i m2 = _mm256_set1_epi8(3);
+  const __m256i bias = _mm256_set1_epi8(32);
+  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += kQK_K) {
+    const float d = _cvtsh_ss(b[i].d);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * half));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * half + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qh + 32 * half));
+      // Sub-block s (32 elements) of this half: low nibbles of ql0/ql1 for s = 0/1, high for 2/3;
+      // bits 2s..2s+1 of qh on top.
+      const __m256i low[4] = {_mm256_and_si256(ql0, m4), _mm256_and_si256(ql1, m4),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4)};
+      for (int s = 0; s < 4; ++s) {
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
+        const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low[s], _mm256_slli_epi16(high, 4)), bias);
+        const int e0 = 128 * half + 32 * s;
+        const __m512 scale_lo = _mm512_set1_ps(d * static_cast<float>(b[i].scales[e0 / 16]));
+        const __m512 scale_hi = _mm512_set1_ps(d * static_cast<float>(b[i].scales[e0 / 16 + 1]));
+        const __m512 lo = _mm512_mul_ps(scale_lo, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
+        const __m512 hi = _mm512_mul_ps(scale_hi, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
+        _mm512_storeu_si512(out + e0, to_bf16(lo, hi));
+      }
+    }
+  }
+}
+
+void dequantize_row(DType type, const TypeTraits& traits, const uint8_t* row, int64_t n_cols, uint16_t* out,
+                    std::vector<float>& scratch) {
+  switch (type) {
+    case DType::kQ8_0:
+      return dequantize_q8_0(row, n_cols, out);
+    case DType::kQ4_K:
+      return dequantize_q4_k(row, n_cols, out);
+    case DType::kQ6_K:
+      return dequantize_q6_k(row, n_cols, out);
+    default:
+      // Any other type: its to_float, then the same rounding.
+      scratch.resize(static_cast<size_t>(n_cols));
+      traits.to_float(row, scratch.data(), n_cols);
+      floats_to_bf16(scratch.data(), out, n_cols);
+  }
+}
+
+// C tiles 0..G-1 += strip (tile 4) x token groups g0 .. g0 + G - 1 over all columns, then each
+// C tile stored and scattered to y. Tile numbers are immediates, hence the template.
+template <int G>
+void strip_times_groups(const uint16_t* strip, int64_t n_cols, const uint16_t* packed_x, int64_t g0,
+                        int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
+  _tile_zero(0);
+  if constexpr (G > 1) _tile_zero(1);
+  if constexpr (G > 2) _tile_zero(2);
+  if constexpr (G > 3) _tile_zero(3);
+  const int64_t group_elems = n_cols * kTileTokens;  // one token group of the packed activations
+  const uint16_t* b = packed_x + g0 * group_elems;
+  const auto a_stride = static_cast<long>(n_cols * 2);
+  for (int64_t k = 0; k < n_cols; k += kColumnStep) {
+    _tile_loadd(4, strip + k, a_stride);
+    const uint16_t* bk = b + k * kTileTokens;
+    _tile_loadd(5, bk, 64);
+    _tile_dpbf16ps(0, 4, 5);
+    if constexpr (G > 1) {
+      _tile_loadd(6, bk + group_elems, 64);
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (G > 2) {
+      _tile_loadd(7, bk + 2 * group_elems, 64);
+      _tile_dpbf16ps(2, 4, 7);
+    }
+    if constexpr (G > 3) {
+      _tile_loadd(5, bk + 3 * group_elems, 64);
+      _tile_dpbf16ps(3, 4, 5);
+    }
+  }
+  alignas(64) float c[G][kTileRows * kTileTokens];
+  _tile_stored(0, c[0], 64);
+  if constexpr (G > 1) _tile_stored(1, c[1], 64);
+  if constexpr (G > 2) _tile_stored(2, c[2], 64);
+  if constexpr (G > 3) _tile_stored(3, c[3], 64);
+  for (int g = 0; g < G; ++g) {
+    const int64_t t0 = (g0 + g) * kTileTokens;
+    const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
+    for (int t = 0; t < n_tok; ++t) {
+      float* dst = y + (t0 + t) * y_stride;
+      for (int r = 0; r < n_rows; ++r) dst[r] = c[g][r * kTileTokens + t];
+    }
+  }
+}
+
+}  // namespace
+
+void pack_activations(const float* const* rows, int64_t n_tokens, int64_t n_cols, int64_t col_begin,
+                      int64_t col_end, uint16_t* packed) {
+  const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
+  alignas(64) uint32_t pairs[16];
+  for (int64_t t = 0; t < n_groups * kTileTokens; ++t) {
+    uint32_t* group = reinterpret_cast<uint32_t*>(packed + (t / kTileTokens) * n_cols * kTileTokens);
+    const int64_t lane = t % kTileTokens;
+    int64_t c = col_begin;
+    if (t >= n_tokens) {
+      for (; c < col_end; c += 2) group[(c / 2) * kTileTokens + lane] = 0;
+      continue;
+    }
+    const float* x = rows[t];
+    for (; c + 32 <= col_end; c += 32) {
+      _mm512_store_si512(pairs, to_bf16(_mm512_loadu_ps(x + c), _mm512_loadu_ps(x + c + 16)));
+      for (int p = 0; p < 16; ++p) group[(c / 2 + p) * kTileTokens + lane] = pairs[p];
+    }
+    for (; c < col_end; c += 2) {
+      group[(c / 2) * kTileTokens + lane] = ref::round_to_bf16(x[c]) | (uint32_t{ref::round_to_bf16(x[c + 1])} << 16);
+    }
+  }
+}
+
+void dequantize_rows_bf16(DType type, const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_cols,
+                          uint16_t* out, int64_t out_stride) {
+  const TypeTraits* traits = type_traits(type);
+  MOE_CHECK(traits != nullptr && traits->to_float != nullptr);
+  thread_local std::vector<float> scratch;
+  for (int r = 0; r < n_rows; ++r) dequantize_row(type, *traits, w + r * w_row_bytes, n_cols, out + r * out_stride, scratch);
+}
+
+void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint16_t* packed_x,
+            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  MOE_CHECK(n_cols % kColumnStep == 0);
+  configure_tiles_once();
+  thread_local std::vector<uint16_t> strip;
+  strip.resize(static_cast<size_t>(kTileRows * n_cols));
+  const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
+    dequantize_rows_bf16(type, w + r0 * w_row_bytes, w_row_bytes, n_rows, n_cols, strip.data(), n_cols);
+    // A short last strip: the tile still reads 16 rows, so the rest are zeros.
+    std::fill(strip.begin() + n_rows * n_cols, strip.end(), uint16_t{0});
+    float* y_strip = y + r0;
+    for (int64_t g0 = 0; g0 < n_groups; g0 += 4) {
+      switch (std::min<int64_t>(4, n_groups - g0)) {
+        case 1:
+          strip_times_groups<1>(strip.data(), n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
+          break;
+        case 2:
+          strip_times_groups<2>(strip.data(), n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
+          break;
+        case 3:
+          strip_times_groups<3>(strip.data(), n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
+          break;
+        default:
+          strip_times_groups<4>(strip.data(), n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
+      }
+    }
+  }
+}
+
+}  // namespace moe::kernels::tiles::amx
