@@ -53,6 +53,8 @@ bool supports(DType type) {
   return traits != nullptr && traits->to_float != nullptr;
 }
 
+bool recommended(DType type) { return type != DType::kF32 && type != DType::kF16 && supports(type); }
+
 size_t packed_size(int64_t n_tokens, int64_t n_cols) {
   const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
   return static_cast<size_t>(n_groups * kTileTokens * n_cols);

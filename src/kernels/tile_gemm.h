@@ -32,6 +32,11 @@ void set_enabled(bool on);
 // Returns whether rows of `type` can be dequantized for the tiles (every type with to_float).
 bool supports(DType type);
 
+// Returns whether products with weights of `type` should use the tiles: the types whose own
+// rounding is at least as coarse as bf16's (the quantized types, and BF16 itself). F32 and F16
+// weights keep the exact kernels: bf16 would drop bits they carry.
+bool recommended(DType type);
+
 // Elements (uint16_t bf16) of n_tokens activation rows of n_cols packed for the tiles: tokens in
 // groups of kTileTokens (zero-padded), columns in pairs, so one group's 32 columns are one tile.
 size_t packed_size(int64_t n_tokens, int64_t n_cols);

@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "kernels/fp16.h"
 #include "kernels/ops.h"
+#include "kernels/tile_gemm.h"
 #include "model/attention.h"
 
 namespace moe::model {
@@ -65,8 +66,43 @@ kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_t
                                       : kernels::llama_cpp_sum_order(n_rows, n_cols, n_tokens);
 }
 
+bool use_tiles(const Tensor& w, int64_t n_tokens) {
+  return n_tokens >= kMinTileTokens && kernels::tiles::enabled() && !BatchInvariantSums::active() &&
+         kernels::tiles::recommended(w.type) && w.n_cols() % kernels::tiles::kColumnStep == 0;
+}
+
+namespace {
+
+// x rounded to bf16 and packed for the tile unit, columns split over the pool.
+const uint16_t* pack_for_tiles(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_cols,
+                               std::vector<uint8_t>& buffer) {
+  buffer.resize(kernels::tiles::packed_size(n_tokens, n_cols) * sizeof(uint16_t));
+  auto* packed = reinterpret_cast<uint16_t*>(buffer.data());
+  std::vector<const float*> rows(static_cast<size_t>(n_tokens));
+  for (int64_t t = 0; t < n_tokens; ++t) rows[static_cast<size_t>(t)] = x + t * n_cols;
+  const int64_t step = kernels::tiles::kColumnStep;
+  pool.parallel_for(n_cols / step, 1, [&](int64_t begin, int64_t end) {
+    kernels::tiles::pack_activations(rows.data(), n_tokens, n_cols, begin * step, end * step, packed);
+  });
+  return packed;
+}
+
+// Rows [begin, end) of `w` times packed x on the tile unit.
+void tile_rows(const Tensor& w, const uint16_t* packed, int64_t n_tokens, float* y, int64_t y_stride, int64_t begin,
+               int64_t end) {
+  kernels::tiles::matmul(w.type, w.row(0), w.row_bytes, w.n_cols(), packed, n_tokens, y, y_stride, begin, end);
+}
+
+}  // namespace
+
 void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tokens, float* y,
                 std::vector<uint8_t>& buffer) {
+  if (use_tiles(w, n_tokens)) {
+    const uint16_t* packed = pack_for_tiles(pool, x, n_tokens, w.n_cols(), buffer);
+    pool.parallel_for(w.n_rows(), kernels::tiles::kTileRows,
+                      [&](int64_t begin, int64_t end) { tile_rows(w, packed, n_tokens, y, w.n_rows(), begin, end); });
+    return;
+  }
   const ConvertedRows rows = convert_rows(pool, *w.traits, x, n_tokens, w.n_cols(), buffer);
   // A plain mul_mat in llama.cpp: sgemm's order for batches it takes (matters for F32/F16).
   matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), plain_matmul_order(w.n_rows(), w.n_cols(), n_tokens));
@@ -84,33 +120,52 @@ void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&
   }
 }
 
+namespace {
+
+// One loop over the rows of all matrices, so the products share one pass over the pool:
+// body(output, lo, hi) for row ranges of each output.
+template <typename Body>
+void for_rows_of_outputs(ThreadPool& pool, std::span<const MatmulOutput> outputs, int64_t grain, const Body& body) {
+  int64_t total_rows = 0;
+  for (const MatmulOutput& o : outputs) total_rows += o.w->n_rows();
+  pool.parallel_for(total_rows, grain, [&](int64_t begin, int64_t end) {
+    int64_t offset = 0;
+    for (const MatmulOutput& o : outputs) {
+      const int64_t n_rows = o.w->n_rows();
+      const int64_t lo = std::max(begin, offset) - offset;
+      const int64_t hi = std::min(end, offset + n_rows) - offset;
+      if (lo < hi) body(o, lo, hi);
+      offset += n_rows;
+    }
+  });
+}
+
+}  // namespace
+
 void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs, const float* x, int64_t n_tokens,
                          std::vector<uint8_t>& buffer) {
   MOE_CHECK(!outputs.empty());
   const kernels::TypeTraits& first = *outputs[0].w->traits;
   for (const MatmulOutput& o : outputs) MOE_CHECK(o.w->traits->vec_dot_type == first.vec_dot_type);
+  const bool tiles = std::all_of(outputs.begin(), outputs.end(),
+                                 [&](const MatmulOutput& o) { return use_tiles(*o.w, n_tokens); });
+  if (tiles) {
+    const uint16_t* packed = pack_for_tiles(pool, x, n_tokens, outputs[0].w->n_cols(), buffer);
+    for_rows_of_outputs(pool, outputs, kernels::tiles::kTileRows, [&](const MatmulOutput& o, int64_t lo, int64_t hi) {
+      tile_rows(*o.w, packed, n_tokens, o.y, o.w->n_rows(), lo, hi);
+    });
+    return;
+  }
   const ConvertedRows rows = convert_rows(pool, first, x, n_tokens, outputs[0].w->n_cols(), buffer);
-  int64_t total_rows = 0;
   // Orders are taken here, on the calling thread (BatchInvariantSums is per thread).
   std::vector<kernels::SumOrder> orders;
   for (const MatmulOutput& o : outputs) {
-    total_rows += o.w->n_rows();
     orders.push_back(plain_matmul_order(o.w->n_rows(), o.w->n_cols(), n_tokens));
   }
-  // One loop over the rows of all matrices, so the products share one pass over the pool.
-  pool.parallel_for(total_rows, kRowGrain, [&](int64_t begin, int64_t end) {
-    int64_t offset = 0;
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      const MatmulOutput& o = outputs[i];
-      const int64_t n_rows = o.w->n_rows();
-      const int64_t lo = std::max(begin, offset) - offset;
-      const int64_t hi = std::min(end, offset + n_rows) - offset;
-      if (lo < hi) {
-        kernels::matmul_rows(*o.w->traits, o.w->row(0), o.w->row_bytes, o.w->n_cols(), rows.data, rows.row_bytes,
-                             n_tokens, o.y, n_rows, lo, hi, orders[i]);
-      }
-      offset += n_rows;
-    }
+  for_rows_of_outputs(pool, outputs, kRowGrain, [&](const MatmulOutput& o, int64_t lo, int64_t hi) {
+    const size_t i = static_cast<size_t>(&o - outputs.data());
+    kernels::matmul_rows(*o.w->traits, o.w->row(0), o.w->row_bytes, o.w->n_cols(), rows.data, rows.row_bytes,
+                         n_tokens, o.y, o.w->n_rows(), lo, hi, orders[i]);
   });
 }
 

@@ -61,6 +61,14 @@ class BatchInvariantSums {
   bool previous_;
 };
 
+// Products of at least this many tokens run on the tile unit when it is on (kernels/tile_gemm.h):
+// from here dequantizing a weight strip once beats decoding it per 4 tokens in the int8 kernels.
+inline constexpr int64_t kMinTileTokens = 4;
+
+// Returns whether a product of `w` with n_tokens tokens runs on the tile unit: the unit is on, no
+// BatchInvariantSums is active on this thread, and w's type keeps its precision in bf16.
+bool use_tiles(const Tensor& w, int64_t n_tokens);
+
 // Returns the order a plain (non-expert) product of that shape sums in: llama.cpp's mul_mat
 // order, or vec_dot's while a BatchInvariantSums is active.
 kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens);

@@ -5,6 +5,8 @@
 
 #include "core/check.h"
 #include "kernels/ops.h"
+#include "kernels/tile_gemm.h"
+#include "model/blocks.h"
 
 namespace moe::model {
 
@@ -22,6 +24,9 @@ struct Group {
   int expert = 0;
   int64_t first_pair = 0;
   std::vector<int64_t> tokens;
+  bool tiles = false;          // runs on the tile unit (bf16), not the int8 kernels
+  size_t packed_x = 0;         // where its inputs start in ExpertFfnScratch::packed_x
+  size_t packed_hidden = 0;    // and its SwiGLU outputs in packed_hidden
 };
 
 struct Plan {
@@ -183,10 +188,59 @@ struct GroupedExpertFfn::State {
     if (quantize_hidden != nullptr) s.hidden.resize(pairs * hidden_row_bytes);
     gate_chunk = chunk_rows(kGateUpChunkRows, hidden_block);
     n_gate_chunks = (n_ff + gate_chunk - 1) / gate_chunk;
+    plan_tile_groups();
+  }
+
+  // Marks the groups that run on the tile unit and packs their inputs. Not while sums must be
+  // batch-invariant: whether a group is big enough depends on the rest of the batch.
+  void plan_tile_groups() {
+    const int64_t most = plan.groups.empty() ? 0 : static_cast<int64_t>(plan.groups[0].tokens.size());
+    const bool usable = use_tiles(*w.gate, most) && use_tiles(*w.up, most) && use_tiles(*w.down, most) &&
+                        gate_chunk % kernels::tiles::kTileRows == 0;
+    if (!usable) return;
+    size_t x_size = 0, hidden_size = 0;
+    std::vector<Group*> tile_groups;
+    for (Group& g : plan.groups) {
+      if (static_cast<int64_t>(g.tokens.size()) < kMinTileTokens) continue;
+      g.tiles = true;
+      g.packed_x = x_size;
+      g.packed_hidden = hidden_size;
+      const auto n = static_cast<int64_t>(g.tokens.size());
+      x_size += kernels::tiles::packed_size(n, n_embd);
+      hidden_size += kernels::tiles::packed_size(n, n_ff);
+      tile_groups.push_back(&g);
+    }
+    if (tile_groups.empty()) return;
+    s.packed_x.resize(x_size);
+    s.packed_hidden.resize(hidden_size);
+    pool.run_tasks(static_cast<int64_t>(tile_groups.size()), [&](int64_t i) {
+      const Group& g = *tile_groups[static_cast<size_t>(i)];
+      std::vector<const float*> rows;
+      for (int64_t t : g.tokens) rows.push_back(x + t * n_embd);
+      kernels::tiles::pack_activations(rows.data(), static_cast<int64_t>(rows.size()), n_embd, 0, n_embd,
+                                       s.packed_x.data() + g.packed_x);
+    });
+  }
+
+  // Gate and up rows [r0, r1) of a tile group, SwiGLU, and those columns of its packed hidden.
+  void gate_up_chunk_tiles(const Group& g, const ExpertMatrices& m, int64_t r0, int64_t r1) {
+    const auto n = static_cast<int64_t>(g.tokens.size());
+    float* gate = s.gate.data() + g.first_pair * n_ff;
+    float* up = s.up.data() + g.first_pair * n_ff;
+    const uint16_t* packed = s.packed_x.data() + g.packed_x;
+    kernels::tiles::matmul(w.gate->type, m.gate, w.gate->row_bytes, n_embd, packed, n, gate, n_ff, r0, r1);
+    kernels::tiles::matmul(w.up->type, m.up, w.up->row_bytes, n_embd, packed, n, up, n_ff, r0, r1);
+    std::vector<const float*> rows(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      kernels::swiglu(gate + i * n_ff + r0, up + i * n_ff + r0, gate + i * n_ff + r0, r1 - r0);
+      rows[static_cast<size_t>(i)] = gate + i * n_ff;
+    }
+    kernels::tiles::pack_activations(rows.data(), n, n_ff, r0, r1, s.packed_hidden.data() + g.packed_hidden);
   }
 
   // Gate and up rows [r0, r1) of group g, SwiGLU, conversion for down.
   void gate_up_chunk(const Group& g, const ExpertMatrices& m, int64_t r0, int64_t r1) {
+    if (g.tiles) return gate_up_chunk_tiles(g, m, r0, r1);
     const auto n = static_cast<int64_t>(g.tokens.size());
     float* gate = s.gate.data() + g.first_pair * n_ff;
     float* up = s.up.data() + g.first_pair * n_ff;
@@ -206,6 +260,12 @@ struct GroupedExpertFfn::State {
 
   // Down rows [r0, r1) of group g into its pairs' rows of s.down.
   void down_chunk(const Group& g, const ExpertMatrices& m, int64_t r0, int64_t r1) {
+    if (g.tiles) {
+      kernels::tiles::matmul(w.down->type, m.down, w.down->row_bytes, n_ff, s.packed_hidden.data() + g.packed_hidden,
+                             static_cast<int64_t>(g.tokens.size()), s.down.data() + g.first_pair * n_embd, n_embd,
+                             r0, r1);
+      return;
+    }
     const uint8_t* hidden = quantize_hidden != nullptr
                                 ? s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes
                                 : reinterpret_cast<const uint8_t*>(s.gate.data() + g.first_pair * n_ff);

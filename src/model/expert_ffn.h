@@ -57,6 +57,8 @@ struct ExpertFfnScratch {
   std::vector<float> up;         // (pairs, n_ff)
   std::vector<uint8_t> hidden;   // (pairs, ...) SwiGLU output in down's activation type
   std::vector<float> down;       // (pairs, n_embd)
+  std::vector<uint16_t> packed_x;       // bf16 inputs of the groups that use the tile unit
+  std::vector<uint16_t> packed_hidden;  // their SwiGLU outputs, the same way
 };
 
 // One grouped expert FFN over a micro-batch. Either all experts at once (run_all: two pool

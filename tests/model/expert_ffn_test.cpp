@@ -9,7 +9,9 @@
 #include <random>
 
 #include "kernels/ops.h"
+#include "kernels/tile_gemm.h"
 #include "model/blocks.h"
+#include "../tile_switch.h"
 
 namespace moe::model {
 namespace {
@@ -55,6 +57,25 @@ std::vector<float> reference_expert(ThreadPool& pool, const ExpertFfnWeights& w,
   return down;
 }
 
+// The same on the tile unit: a token's tile product does not depend on the other tokens of its
+// group, so one token alone gives the grouped path's bits.
+std::vector<float> reference_expert_on_tiles(const ExpertFfnWeights& w, int e, const float* x) {
+  const int64_t n_embd = w.gate->n_cols();
+  const int64_t n_ff = w.gate->n_rows();
+  std::vector<float> gate(static_cast<size_t>(n_ff)), up(gate.size()), down(static_cast<size_t>(n_embd));
+  std::vector<uint16_t> packed(kernels::tiles::packed_size(1, std::max(n_embd, n_ff)));
+  auto product = [&](const Tensor& t, const float* in, float* out) {
+    kernels::tiles::pack_activations(&in, 1, t.n_cols(), 0, t.n_cols(), packed.data());
+    kernels::tiles::matmul(t.type, t.row(0, e), t.row_bytes, t.n_cols(), packed.data(), 1, out, t.n_rows(), 0,
+                           t.n_rows());
+  };
+  product(*w.gate, x, gate.data());
+  product(*w.up, x, up.data());
+  kernels::swiglu(gate.data(), up.data(), gate.data(), n_ff);
+  product(*w.down, gate.data(), down.data());
+  return down;
+}
+
 struct Case {
   DType gate_up;
   DType down;
@@ -62,9 +83,23 @@ struct Case {
   int64_t n_ff;
 };
 
-class GroupedExpertFfn : public ::testing::TestWithParam<Case> {};
+class GroupedExpertFfn : public ::testing::TestWithParam<Case> {
+ protected:
+  void run(bool tiles_on);
+};
 
-TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) {
+// Without the tile unit: the int8 / float kernels throughout, bit-identical to a per-expert loop.
+TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) { run(false); }
+
+// With it: groups of kMinTileTokens or more tokens run on the tiles (when the types are ones the
+// tiles take), the rest on the other kernels; each must still be bit-identical to its loop.
+TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoopOnTiles) {
+  if (!kernels::tiles::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  run(true);
+}
+
+void GroupedExpertFfn::run(bool tiles_on) {
+  const moe::testing::TileSwitch tiles(tiles_on);
   const Case c = GetParam();
   std::mt19937 rng(7);
   const int n_expert = 6;
@@ -96,10 +131,23 @@ TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) {
       std::vector<float> out(x.size(), -1.0f);
       ExpertFfnScratch scratch;
       grouped_expert_ffn(pool, w, x.data(), n_tokens, routes, k, out.data(), scratch);
+      std::vector<int64_t> group_size(n_expert, 0);
+      for (const auto& ex : experts) {
+        for (int e : ex) ++group_size[static_cast<size_t>(e)];
+      }
+      auto on_tiles = [&](int e) {
+        return group_size[static_cast<size_t>(e)] >= kMinTileTokens && use_tiles(gate.tensor, n_tokens) &&
+               use_tiles(down.tensor, n_tokens);
+      };
+      if (tiles_on && n_tokens == 40 && kernels::tiles::recommended(c.gate_up) && kernels::tiles::recommended(c.down)) {
+        EXPECT_TRUE(on_tiles(0)) << "expert 0's group should run on the tiles";
+      }
       for (int64_t t = 0; t < n_tokens; ++t) {
         std::vector<float> expected(static_cast<size_t>(c.n_embd), 0.0f);
         for (int slot = 0; slot < k; ++slot) {
-          const std::vector<float> y = reference_expert(pool, w, experts[static_cast<size_t>(t)][static_cast<size_t>(slot)], x.data() + t * c.n_embd);
+          const int e = experts[static_cast<size_t>(t)][static_cast<size_t>(slot)];
+          const float* xt = x.data() + t * c.n_embd;
+          const std::vector<float> y = on_tiles(e) ? reference_expert_on_tiles(w, e, xt) : reference_expert(pool, w, e, xt);
           for (int64_t i = 0; i < c.n_embd; ++i) expected[static_cast<size_t>(i)] += y[static_cast<size_t>(i)] * weights[static_cast<size_t>(t)][static_cast<size_t>(slot)];
         }
         for (int64_t i = 0; i < c.n_embd; ++i) {

@@ -10,8 +10,10 @@
 #include <map>
 #include <sstream>
 
+#include "../tile_switch.h"
 #include "model/context.h"
 #include "model/model.h"
+#include "model/quantize.h"
 #include "test_models.h"
 #include "tokenizer/vocab.h"
 
@@ -62,7 +64,9 @@ int32_t argmax(std::span<const float> logits) {
 
 class LlamaCppReference : public ::testing::TestWithParam<std::string> {};
 
+// llama.cpp's bits need its kernels: the int8 activations, not the bf16 tile unit.
 TEST_P(LlamaCppReference, SameGreedyTokensAndLogits) {
+  const moe::testing::TileSwitch exact(false);
   const Reference ref = read_reference(GetParam());
   ASSERT_FALSE(ref.logits.empty()) << "missing logits for " << GetParam();
   testing::TempFile file("llama-cpp-ref");
@@ -104,6 +108,88 @@ TEST_P(LlamaCppReference, SameGreedyTokensAndLogits) {
   }
   EXPECT_EQ(generated, expected);
 }
+
+// Last-position logits of `path` for `prompt` (2 threads, default context).
+std::vector<float> prompt_logits(const std::string& path, const std::vector<int32_t>& prompt) {
+  auto model = Model::load(path);
+  EXPECT_TRUE(model.ok()) << model.error().message;
+  if (!model.ok()) return {};
+  ThreadPool pool(2);
+  auto ctx = InferenceContext::create(**model, ContextParams{}, pool);
+  EXPECT_TRUE(ctx.ok());
+  EXPECT_TRUE((*ctx)->eval(prompt).ok());
+  const auto logits = (*ctx)->logits();
+  return {logits.begin(), logits.end()};
+}
+
+double rms_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size(); ++i) sum += (static_cast<double>(a[i]) - b[i]) * (a[i] - b[i]);
+  return std::sqrt(sum / static_cast<double>(a.size()));
+}
+
+// The tile unit rounds activations to bf16 where llama.cpp quantizes them to 8 bits, so its
+// logits are not llama.cpp's; they must be at least as close to the exact product of the same
+// (dequantized) weights. Truth: the quantized file dequantized to F32, run on the F32 kernels.
+class TileAccuracy : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TileAccuracy, AtLeastAsAccurateAsTheInt8Path) {
+  if (!kernels::tiles::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  const Reference ref = read_reference(GetParam());
+  const auto type_it = ref.fields.find("type");
+  ASSERT_NE(type_it, ref.fields.end());
+  ASSERT_TRUE(kernels::tiles::recommended(*dtype_from_name(type_it->second)));
+  testing::TempFile quantized("tiles-quantized"), dequantized("tiles-f32");
+  ASSERT_TRUE(testing::write_random_model(quantized.path, ref.fields.at("preset"), *dtype_from_name(type_it->second),
+                                          std::stoull(ref.fields.at("seed")), {}, ref.fields.at("arch"))
+                  .ok());
+  {
+    auto source = Model::load(quantized.path);
+    ASSERT_TRUE(source.ok());
+    QuantizeOptions options;
+    options.file_type = *parse_quant_file_type("F32");
+    options.allow_requantize = true;
+    auto plan = plan_quantization((*source)->file(), (*source)->hparams(), options);
+    ASSERT_TRUE(plan.ok()) << plan.error().message;
+    ThreadPool pool(2);
+    formats::GgufWriter writer;
+    WrittenHashes hashes;
+    ASSERT_TRUE(add_quantized_tensors((*source)->file(), *plan, options, pool, writer, hashes).ok());
+    ASSERT_TRUE(writer.write(dequantized.path).ok());
+  }
+  const std::vector<int32_t> prompt = ref.ids("prompt_ids");
+  std::vector<float> truth, int8, tiles;
+  {
+    const moe::testing::TileSwitch off(false);
+    truth = prompt_logits(dequantized.path, prompt);
+    int8 = prompt_logits(quantized.path, prompt);
+  }
+  {
+    const moe::testing::TileSwitch on(true);
+    tiles = prompt_logits(quantized.path, prompt);
+  }
+  ASSERT_EQ(tiles.size(), truth.size());
+  const double int8_error = rms_difference(int8, truth);
+  const double tile_error = rms_difference(tiles, truth);
+  EXPECT_NE(tiles, int8) << "the prompt never reached the tile unit";
+  EXPECT_LE(tile_error, int8_error) << "tiles rms " << tile_error << " vs int8 rms " << int8_error;
+}
+
+// The references of quantized files (those that name a weight type).
+std::vector<std::string> quantized_reference_names() {
+  std::vector<std::string> names;
+  for (const std::string& name : reference_names()) {
+    if (read_reference(name).fields.count("type") != 0) names.push_back(name);
+  }
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Quantized, TileAccuracy, ::testing::ValuesIn(quantized_reference_names()),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(Archs, LlamaCppReference, ::testing::ValuesIn(reference_names()),
                          [](const auto& info) {
