@@ -113,6 +113,30 @@ TEST_P(TileTypes, MatmulMatchesTheReference) {
   }
 }
 
+// A token's result must not depend on which tokens share its product (the expert FFN relies on
+// it: the same token gives the same bits in a group of 5 or of 70).
+TEST_P(TileTypes, TokenResultDoesNotDependOnTheBatch) {
+  const DType type = GetParam();
+  const TypeTraits& scalar = *type_traits(type, Isa::kScalar);
+  const int64_t n_cols = 768, n_rows = 32, n_tokens = 70;
+  const std::vector<uint8_t> w = random_rows(type, n_rows, n_cols, 31);
+  const size_t rb = row_bytes(scalar, n_cols);
+  const std::vector<float> x = gaussian(n_tokens * n_cols, 41);
+  std::vector<const float*> rows;
+  for (int64_t t = 0; t < n_tokens; ++t) rows.push_back(x.data() + t * n_cols);
+  std::vector<uint16_t> packed(tiles::packed_size(n_tokens, n_cols));
+  tiles::pack_activations(rows.data(), n_tokens, n_cols, 0, n_cols, packed.data());
+  std::vector<float> together(static_cast<size_t>(n_tokens * n_rows));
+  tiles::matmul(type, w.data(), rb, n_cols, packed.data(), n_tokens, together.data(), n_rows, 0, n_rows);
+  for (int64_t t : {0, 17, 33, 69}) {
+    std::vector<uint16_t> one(tiles::packed_size(1, n_cols));
+    tiles::pack_activations(&rows[static_cast<size_t>(t)], 1, n_cols, 0, n_cols, one.data());
+    std::vector<float> alone(static_cast<size_t>(n_rows));
+    tiles::matmul(type, w.data(), rb, n_cols, one.data(), 1, alone.data(), n_rows, 0, n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) ASSERT_EQ(alone[r], together[t * n_rows + r]) << "token " << t << " row " << r;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, TileTypes,
                          ::testing::Values(DType::kQ8_0, DType::kQ4_K, DType::kQ6_K, DType::kQ5_K, DType::kQ4_0,
                                            DType::kF16, DType::kF32, DType::kBF16),
