@@ -18,6 +18,7 @@
 
 #include "core/cpu_features.h"
 #include "kernels/kernels.h"
+#include "kernels/tile_gemm.h"
 
 namespace {
 
@@ -108,9 +109,73 @@ void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_rows
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * state.iterations() / 1e9,
                                               benchmark::Counter::kIsRate);
   state.counters["MB"] = static_cast<double>(matrix_bytes) / 1e6;
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * state.iterations() / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
+// The same product on the AMX tile unit (kernels/tile_gemm.h): activations packed once (outside
+// the timing, as a layer packs them once for all its products), weights dequantized per strip.
+// Checked against the tiles' scalar reference first.
+void bm_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t n_tokens, bool cold) {
+  if (!moe::kernels::tiles::available()) {
+    state.SkipWithError("no AMX-BF16 on this CPU");
+    return;
+  }
+  const TypeTraits& wt = *moe::kernels::type_traits(type);
+  const TypeTraits& xt = *moe::kernels::type_traits(wt.vec_dot_type);
+  const Problem p = make_problem(wt, xt, n_rows, 1, cold);
+  const std::vector<float> x = gaussian(kCols * n_tokens, 3);
+  std::vector<const float*> rows;
+  for (int64_t t = 0; t < n_tokens; ++t) rows.push_back(x.data() + t * kCols);
+  std::vector<uint16_t> packed(moe::kernels::tiles::packed_size(n_tokens, kCols));
+  moe::kernels::tiles::pack_activations(rows.data(), n_tokens, kCols, 0, kCols, packed.data());
+  std::vector<float> y(n_rows * n_tokens), want(y.size());
+  const int64_t check_rows = 32;
+  moe::kernels::tiles::matmul(type, p.weights.data(), p.w_row_bytes, kCols, packed.data(), n_tokens, y.data(), n_rows, 0,
+                              check_rows);
+  moe::kernels::tiles::ref::matmul(type, p.weights.data(), p.w_row_bytes, kCols, x.data(), n_tokens, want.data(), n_rows,
+                                   0, check_rows);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < check_rows; ++r) {
+      if (std::fabs(y[t * n_rows + r] - want[t * n_rows + r]) > 1e-3f * (std::fabs(want[t * n_rows + r]) + 1.0f)) {
+        state.SkipWithError("tiles disagree with their reference");
+        return;
+      }
+    }
+  }
+  const size_t matrix_bytes = p.w_row_bytes * n_rows;
+  int64_t m = 0;
+  for (auto _ : state) {
+    moe::kernels::tiles::matmul(type, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, packed.data(), n_tokens,
+                                y.data(), n_rows, 0, n_rows);
+    benchmark::DoNotOptimize(y.data());
+    m = (m + 1) % p.n_matrices;
+  }
+  const auto iterations = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * iterations / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * iterations / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
+// Prefill-sized token counts on both engines: the int8 tiles (matmul_rows) and the tile unit.
+void register_prefill() {
+  for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+    for (int64_t n_tokens : {4, 8, 16, 32, 64}) {
+      const std::string suffix = std::string(moe::dtype_name(type)) + "/tokens:" + std::to_string(n_tokens) + "/hot";
+      benchmark::RegisterBenchmark(("prefill/int8/" + suffix).c_str(), bm_matmul_rows, type,
+                                   moe::kernels::best_isa(), kOlmoeRows, n_tokens, false)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
+      benchmark::RegisterBenchmark(("prefill/tiles/" + suffix).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, false)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
+    }
+  }
 }
 
 void register_all() {
+  register_prefill();
   const DType types[] = {DType::kQ8_0, DType::kQ4_0, DType::kF16,  DType::kF32,   DType::kBF16,
                          DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ2_K,  DType::kQ3_K,
                          DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kIQ4_NL, DType::kIQ4_XS,

@@ -62,36 +62,43 @@ void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out) {
   }
 }
 
-// ggml's get_scale_min_k4: the 6-bit scale and min of Q4_K/Q5_K sub-block j.
-inline void scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = q[j] & 63;
-    *m = q[j + 4] & 63;
-  } else {
-    *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
-    *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-  }
+// Unpacks the 12 bytes of 6-bit scales and mins of a Q4_K super-block into scales 0..7 (bytes
+// 0..7) and mins 0..7 (bytes 8..15) with a few 32-bit operations (ggml's get_scale_min_k4 for
+// all eight sub-blocks at once).
+inline __m128i unpack_scales_mins(const uint8_t* packed) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
+  const uint32_t mins_low = u[1] & kLow6;
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  u[2] = mins_low;
+  u[0] &= kLow6;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
 }
 
-// Q4_K: a sub-block's 16 possible values dl * q - ml (computed as to_float does, then rounded)
-// form a table; each element is a lookup of its nibble (vpermw), two instructions per 32.
+// Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, computed as
+// to_float does, then rounded) form a table; each element is a lookup of its nibble (vpermw).
 void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
   const auto* b = reinterpret_cast<const BlockQ4_K*>(row);
   const __m512 q_values = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
+  alignas(32) float dl[8], ml[8];
   for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += kQK_K) {
-    const float d = _cvtsh_ss(b[i].d);
-    const float dmin = _cvtsh_ss(b[i].dmin);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t sc = 0, m = 0;
-      scale_min_k4(j, b[i].scales, &sc, &m);
-      const float dl = d * static_cast<float>(sc);
-      const float ml = dmin * static_cast<float>(m);
-      const __m512 values = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl), q_values), _mm512_set1_ps(ml));
-      const __m512i table = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(values));
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * (j / 2)));
-      const __m256i nibbles = j % 2 == 0 ? _mm256_and_si256(bits, m4) : _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
-      _mm512_storeu_si512(out + 32 * j, _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(nibbles), table));
+    const __m128i scales_mins = unpack_scales_mins(b[i].scales);
+    const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scales_mins));
+    const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)));
+    _mm256_store_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), scales));
+    _mm256_store_ps(ml, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].dmin)), mins));
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * pair));
+      const __m256i nibbles[2] = {_mm256_and_si256(bits, m4), _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4)};
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * pair + h;
+        const __m512 values = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[j]), q_values), _mm512_set1_ps(ml[j]));
+        const __m512i table = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(values));
+        _mm512_storeu_si512(out + 32 * j, _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(nibbles[h]), table));
+      }
     }
   }
 }
