@@ -35,8 +35,11 @@ class ServerProcess {
  public:
   // Starts the server with the default model and `extra` arguments; throws when it does not
   // report its port within a minute.
-  explicit ServerProcess(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {MOE_CLI_PATH, "serve", "-m", default_model_path(), "--port", "0", "-t", "2"};
+  explicit ServerProcess(const std::vector<std::string>& extra) : ServerProcess(default_model_path(), extra) {}
+
+  // The same with the model at `model_path`.
+  ServerProcess(const std::string& model_path, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {MOE_CLI_PATH, "serve", "-m", model_path, "--port", "0", "-t", "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
