@@ -27,7 +27,8 @@ void add_store_options(CLI::App& sub, StoreCliOptions& o) {
 }
 
 void add_store_stats_flag(CLI::App& sub, bool& print_stats) {
-  sub.add_flag("--stats", print_stats, "Print expert-store statistics (hit rate, reads, stalls, prediction) at the end");
+  sub.add_flag("--stats", print_stats,
+               "Print expert-store statistics (hit rate, reads, stalls, prediction) at the end");
 }
 
 void print_store_stats(const experts::ExpertStore* store) {

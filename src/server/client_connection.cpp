@@ -78,8 +78,9 @@ ClientConnection ClientConnection::find(const std::string& local_addr, int local
     if (end == entry->d_name || *end != '\0' || fd == dirfd(dir)) continue;
     struct stat st {};
     if (fstat(static_cast<int>(fd), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
-    if (socket_endpoint(static_cast<int>(fd), false) == local && socket_endpoint(static_cast<int>(fd), true) == remote) {
-      found = static_cast<int>(fd);
+    const int candidate = static_cast<int>(fd);
+    if (socket_endpoint(candidate, false) == local && socket_endpoint(candidate, true) == remote) {
+      found = candidate;
       break;
     }
   }

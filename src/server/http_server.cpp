@@ -267,8 +267,11 @@ void HttpServer::Handlers::completions(const httplib::Request& req, httplib::Res
 void HttpServer::Handlers::respond_whole(const httplib::Request& req, httplib::Response& res,
                                          const CompletionRequest& r, const std::shared_ptr<ResponseChannel>& channel,
                                          int64_t n_prompt) const {
-  const ClientConnection client = ClientConnection::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
-  if (!client.watched()) MOE_LOG_DEBUG("moe serve: cannot watch the connection of {}:{}", req.remote_addr, req.remote_port);
+  const ClientConnection client =
+      ClientConnection::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (!client.watched()) {
+    MOE_LOG_DEBUG("moe serve: cannot watch the connection of {}:{}", req.remote_addr, req.remote_port);
+  }
   std::vector<FinishedChoice> choices(static_cast<size_t>(r.n));
   int n_done = 0;
   int64_t n_completion = 0;

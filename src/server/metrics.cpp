@@ -94,7 +94,8 @@ double Metrics::tokens_per_second_locked(std::chrono::steady_clock::time_point n
 std::string Metrics::render() {
   // Read before taking the lock: the store's own lock is taken by its getters.
   const std::string store_part =
-      store_ == nullptr ? std::string() : render_expert_store_metrics(store_->stats(), store_->plan(), store_->n_cached());
+      store_ == nullptr ? std::string()
+                        : render_expert_store_metrics(store_->stats(), store_->plan(), store_->n_cached());
   const std::lock_guard lock(mutex_);
   std::string out;
   auto metric = [&](const char* name, const char* type, const char* help) {

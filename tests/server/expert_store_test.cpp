@@ -82,7 +82,8 @@ TEST_F(ServeExpertStore, GreedyOutputEqualsTheRunWithoutTheStoreAndMetricsShowTh
   std::vector<HttpReply> together(prompts.size());
   std::vector<std::thread> clients;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    clients.emplace_back([&, i] { together[i] = post(stored, "/v1/completions", greedy_completion(prompts[i]).dump()); });
+    clients.emplace_back(
+        [&, i] { together[i] = post(stored, "/v1/completions", greedy_completion(prompts[i]).dump()); });
   }
   for (std::thread& t : clients) t.join();
   for (size_t i = 0; i < prompts.size(); ++i) {
@@ -107,7 +108,8 @@ TEST_F(ServeExpertStore, GreedyOutputEqualsTheRunWithoutTheStoreAndMetricsShowTh
   EXPECT_NEAR(ratio, hits / (hits + late + misses), 1e-6);
   EXPECT_GT(metric(stored, "moe_expert_store_read_bytes_total"), 0);
   EXPECT_GT(metric(stored, "moe_expert_store_evictions_total"), 0);
-  EXPECT_GE(metric(stored, "moe_expert_store_prefetch_issued_total"), metric(stored, "moe_expert_store_prefetch_hits_total"));
+  EXPECT_GE(metric(stored, "moe_expert_store_prefetch_issued_total"),
+            metric(stored, "moe_expert_store_prefetch_hits_total"));
   EXPECT_GE(metric(stored, "moe_expert_store_tokens_total"), metric(stored, "moe_prompt_tokens_total"));
   const double cached = metric(stored, "moe_expert_store_cached_experts");
   EXPECT_GT(cached, 0);
