@@ -171,13 +171,7 @@ int run(const RunOptions& o) {
     fmt::print(stderr, "generated ids: {}\n", ids);
   }
   print_timings(*stats);
-  if (o.print_stats) {
-    if (*store) {
-      fmt::print(stderr, "{}", experts::format_store_stats((*store)->stats(), /*per_layer=*/true));
-    } else {
-      fmt::print(stderr, "expert store: off (the model fits in memory, or --expert-store off)\n");
-    }
-  }
+  if (o.print_stats) print_store_stats(store->get());
   return 0;
 }
 
@@ -210,7 +204,7 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_flag("--print-ids", o->print_ids, "Print prompt and generated token ids to stderr");
   sub->add_flag("--chat,-i,--interactive", o->chat, "Interactive chat with the model's chat template (stdin)");
   sub->add_option("--system", o->system_prompt, "System message for --chat");
-  sub->add_flag("--stats", o->print_stats, "Print expert-store statistics (hit rate, reads, stalls, prediction)");
+  add_store_stats_flag(*sub, o->print_stats);
   add_store_options(*sub, o->store);
   return [o] { return run(*o); };
 }

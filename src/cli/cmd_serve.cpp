@@ -1,6 +1,7 @@
 // `moe serve`: the OpenAI-compatible HTTP server with continuous batching (src/server/). SIGTERM
 // or SIGINT shut it down gracefully: running and queued generations end as cancelled, their
-// streams are closed properly, and the process exits 0.
+// streams are closed properly, and the process exits 0. A model larger than --mem-budget runs
+// its routed experts through the expert store, as `moe run` does; /metrics then reports its cache.
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/store_options.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
 #include "model/model.h"
@@ -30,6 +32,8 @@ struct ServeOptions {
   int64_t kv_budget_mb = 0;
   server::SchedulerOptions scheduler;
   server::HttpOptions http;
+  StoreCliOptions store;
+  bool print_stats = false;
 };
 
 // Blocks the shutdown signals in the calling thread and every thread it starts afterwards, so
@@ -62,10 +66,15 @@ int serve(ServeOptions o) {
   if (chat->used_fallback_template()) MOE_LOG_WARN("moe serve: the model has no chat template; using ChatML");
 
   ThreadPool pool(resolve_threads(o.threads));
-  server::Metrics metrics;
   o.scheduler.kv_type = o.cache_type == "f32" ? model::KvType::kF32 : model::KvType::kF16;
   o.scheduler.kv_budget_bytes = static_cast<size_t>(o.kv_budget_mb) << 20;
-  server::Scheduler scheduler(**model, *vocab, pool, o.scheduler, metrics);
+  // The store's budget leaves room for every sequence's KV cache and one step's activations.
+  const size_t kv_bytes = server::Scheduler::kv_budget((*model)->hparams(), o.scheduler);
+  auto store = make_store(**model, o.store, kv_bytes, o.scheduler.n_batch, o.scheduler.n_ctx);
+  if (!store.ok()) return report_error(store.error().message);
+  server::Metrics metrics;
+  metrics.set_expert_store(store->get());
+  server::Scheduler scheduler(**model, *vocab, pool, o.scheduler, metrics, store->get());
   if (o.http.model_name.empty()) {
     o.http.model_name = o.alias.empty() ? std::filesystem::path(o.model_path).stem().string() : o.alias;
   }
@@ -89,6 +98,7 @@ int serve(ServeOptions o) {
   // serve() also returns if the listener fails; wake the signal thread so it can finish.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  if (o.print_stats) print_store_stats(store->get());
   return 0;
 }
 
@@ -113,6 +123,8 @@ CommandRunner add_serve_command(CLI::App& app) {
   sub->add_flag("--cors", o->http.cors, "Send CORS headers allowing any origin");
   sub->add_option("--max-body-bytes", o->http.max_body_bytes, "Largest request body (413 above)")->capture_default_str();
   sub->add_option("-a,--alias", o->alias, "Model id reported by /v1/models (default: file name)");
+  add_store_stats_flag(*sub, o->print_stats);
+  add_store_options(*sub, o->store);
   return [o] { return serve(*o); };
 }
 

@@ -1,6 +1,9 @@
 #include "cli/store_options.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 #include "core/log.h"
@@ -21,6 +24,19 @@ void add_store_options(CLI::App& sub, StoreCliOptions& o) {
   sub.add_flag("!--no-prefetch", o.prefetch, "Do not prefetch the next layer's predicted experts");
   sub.add_option("--io-depth", o.io_depth, "Expert reads in flight")->capture_default_str();
   sub.add_option("--pin-experts", o.pin, "Experts kept in memory, as layer:expert,layer:expert");
+}
+
+void add_store_stats_flag(CLI::App& sub, bool& print_stats) {
+  sub.add_flag("--stats", print_stats,
+               "Print expert-store statistics (hit rate, reads, stalls, prediction) at the end");
+}
+
+void print_store_stats(const experts::ExpertStore* store) {
+  if (store != nullptr) {
+    fmt::print(stderr, "{}", experts::format_store_stats(store->stats(), /*per_layer=*/true));
+  } else {
+    fmt::print(stderr, "expert store: off (the model fits in memory, or --expert-store off)\n");
+  }
 }
 
 namespace {

@@ -1,5 +1,5 @@
-// The expert-store options `moe run` and `moe bench` share (--mem-budget and friends), and the
-// decision whether a model needs the store at all.
+// The expert-store options `moe run`, `moe serve` and `moe bench` share (--mem-budget and
+// friends), and the decision whether a model needs the store at all.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,10 @@ struct StoreCliOptions {
 };
 
 void add_store_options(CLI::App& sub, StoreCliOptions& o);
+// Adds --stats (`moe run` and `moe serve`; `moe bench` always reports the store).
+void add_store_stats_flag(CLI::App& sub, bool& print_stats);
+// Prints the store's statistics to stderr, or that it is off (null).
+void print_store_stats(const experts::ExpertStore* store);
 
 // Returns the store to run `model` with, or null when it is off or (auto) the model, its KV
 // cache (`kv_bytes`) and activations for `n_ubatch` tokens fit in the budget.

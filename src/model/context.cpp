@@ -180,6 +180,7 @@ Status BatchEvaluator::validate(std::span<const SequenceChunk> chunks) const {
 
 Status BatchEvaluator::eval(std::span<const SequenceChunk> chunks) {
   MOE_TRY(validate(chunks));
+  if (experts_ != nullptr) MOE_TRY(experts_->status());
   const HParams& hp = model_.hparams();
   const ModelWeights& weights = model_.weights();
   const Tensor& embd = weights[GlobalSlot::kTokenEmbd];
@@ -207,8 +208,12 @@ Status BatchEvaluator::eval(std::span<const SequenceChunk> chunks) {
   ctx.segments = std::move(segments);
   ctx.last_token_only = any_logits;
   ctx.batch_invariant = true;
+  ctx.experts = experts_;
   const BatchInvariantSums invariant_sums(true);
   for (int layer = 0; layer < hp.n_layer; ++layer) model_.arch().forward_layer(ctx, layer);
+  // A failed expert read computed with zero weights: no sequence keeps the positions of this step
+  // (their cache rows past n_past are overwritten by the next step that reaches them).
+  if (experts_ != nullptr) MOE_TRY(experts_->status());
   for (const SequenceChunk& chunk : chunks) chunk.sequence->n_past_ += static_cast<int64_t>(chunk.tokens.size());
   if (!any_logits) return ok_status();
 

@@ -191,8 +191,12 @@ class BatchEvaluator {
   BatchEvaluator(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
 
   // Evaluates all chunks in one forward pass. Errors (empty chunk, context full, token out of
-  // range, a context of another model) leave every sequence unchanged.
+  // range, a context of another model, a failed expert read) leave every sequence unchanged.
   Status eval(std::span<const SequenceChunk> chunks);
+  // Makes MoE layers take routed experts from `source` (null: from the mapped file), as
+  // InferenceContext::set_expert_source does; the sequences' own sources are not used. Each step
+  // asks it once per layer for the union of the experts its tokens routed to.
+  void set_expert_source(ExpertSource* source) { experts_ = source; }
 
  private:
   Status validate(std::span<const SequenceChunk> chunks) const;
@@ -202,6 +206,7 @@ class BatchEvaluator {
   Scratch scratch_;
   std::vector<float> hidden_;
   std::vector<float> logits_;
+  ExpertSource* experts_ = nullptr;
 };
 
 }  // namespace moe::model

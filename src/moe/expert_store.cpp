@@ -45,6 +45,7 @@ Result<StorePlan> plan_store(const model::Model& model, const StoreOptions& opti
   const model::HParams& hp = model.hparams();
   if (!hp.moe.is_moe()) return make_error("the expert store needs a MoE model; '{}' has no routed experts", hp.arch);
   StorePlan plan;
+  plan.budget_bytes = options.budget_bytes;
   plan.reserved_bytes = options.reserved_bytes;
   for (const auto& info : model.file().tensors()) {
     const bool expert = info.name.ends_with("_exps.weight");
@@ -428,6 +429,11 @@ void ExpertStore::release(int layer, int expert) {
 bool ExpertStore::is_cached(int layer, int expert) const {
   std::lock_guard<std::mutex> lock(mutex_);
   return entries_[static_cast<size_t>(entry_of(layer, expert))].state == State::kReady;
+}
+
+int64_t ExpertStore::n_cached() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::count_if(entries_.begin(), entries_.end(), [](const Entry& e) { return e.state == State::kReady; });
 }
 
 Status ExpertStore::status() const {

@@ -39,6 +39,7 @@ struct StoreOptions {
 
 // How the budget divides up; computed before anything is allocated.
 struct StorePlan {
+  uint64_t budget_bytes = 0;        // from StoreOptions
   uint64_t resident_bytes = 0;      // non-expert weights, copied into RAM
   uint64_t reserved_bytes = 0;      // from StoreOptions
   uint64_t expert_bytes = 0;        // one expert: its three projections
@@ -70,6 +71,8 @@ class ExpertStore final : public model::ExpertSource {
   bool direct_io() const { return io_->direct(); }
   // Returns whether the expert is in memory now (read complete).
   bool is_cached(int layer, int expert) const;
+  // Returns how many experts are in memory now (safe from any thread).
+  int64_t n_cached() const;
   // Returns a snapshot of the counters (safe from any thread).
   StoreStats stats() const;
   void reset_stats();

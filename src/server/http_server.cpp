@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "server/client_connection.h"
 #include "server/responses.h"
 #include "tokenizer/tokenizer.h"
 
@@ -121,8 +122,8 @@ struct HttpServer::Handlers {
   std::optional<ApiError> prompt_tokens(const CompletionRequest& r, std::vector<int32_t>& out) const;
   void respond_streaming(httplib::Response& res, const CompletionRequest& r, std::shared_ptr<ResponseChannel> channel,
                          int64_t n_prompt);
-  void respond_whole(httplib::Response& res, const CompletionRequest& r, const std::shared_ptr<ResponseChannel>& channel,
-                     int64_t n_prompt) const;
+  void respond_whole(const httplib::Request& req, httplib::Response& res, const CompletionRequest& r,
+                     const std::shared_ptr<ResponseChannel>& channel, int64_t n_prompt) const;
   bool authorized(const httplib::Request& req) const;
 };
 
@@ -260,16 +261,29 @@ void HttpServer::Handlers::completions(const httplib::Request& req, httplib::Res
   }
   const auto n_prompt = static_cast<int64_t>(prompt.size());
   if (r.stream) return respond_streaming(res, r, std::move(channel), n_prompt);
-  respond_whole(res, r, channel, n_prompt);
+  respond_whole(req, res, r, channel, n_prompt);
 }
 
-void HttpServer::Handlers::respond_whole(httplib::Response& res, const CompletionRequest& r,
-                                         const std::shared_ptr<ResponseChannel>& channel, int64_t n_prompt) const {
+void HttpServer::Handlers::respond_whole(const httplib::Request& req, httplib::Response& res,
+                                         const CompletionRequest& r, const std::shared_ptr<ResponseChannel>& channel,
+                                         int64_t n_prompt) const {
+  const ClientConnection client =
+      ClientConnection::find(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  if (!client.watched()) {
+    MOE_LOG_DEBUG("moe serve: cannot watch the connection of {}:{}", req.remote_addr, req.remote_port);
+  }
   std::vector<FinishedChoice> choices(static_cast<size_t>(r.n));
   int n_done = 0;
   int64_t n_completion = 0;
   std::string error;
   while (n_done < r.n) {
+    if (!client.open()) {
+      // Nobody will read the response: free the slots now rather than generate to the end.
+      // (Queued generations are dropped without a last event, so do not wait for them.) 499 is
+      // nginx's "client closed request", for the request counter.
+      channel->cancel();
+      return send_error(res, {499, "the client closed the connection", "invalid_request_error", "", "client_closed"});
+    }
     for (GenerationEvent& e : channel->wait(kEventPoll)) {
       FinishedChoice& c = choices[static_cast<size_t>(e.index)];
       c.text += e.text;

@@ -10,6 +10,12 @@
 #include <string>
 #include <vector>
 
+namespace moe::experts {
+class ExpertStore;
+struct StorePlan;
+struct StoreStats;
+}  // namespace moe::experts
+
 namespace moe::server {
 
 class Metrics {
@@ -24,6 +30,9 @@ class Metrics {
   void set_queue_depth(int64_t n) { queue_depth_ = n; }
   void set_active_sequences(int64_t n) { active_sequences_ = n; }
   void set_kv_bytes(int64_t n) { kv_bytes_ = n; }
+  // Makes render() report the expert store's cache (null: the store is off, nothing reported).
+  // Set before serving; the store outlives the renders.
+  void set_expert_store(const experts::ExpertStore* store) { store_ = store; }
 
   int64_t active_sequences() const { return active_sequences_; }
   int64_t queue_depth() const { return queue_depth_; }
@@ -38,6 +47,7 @@ class Metrics {
   std::atomic<int64_t> queue_depth_{0};
   std::atomic<int64_t> active_sequences_{0};
   std::atomic<int64_t> kv_bytes_{0};
+  const experts::ExpertStore* store_ = nullptr;
   std::mutex mutex_;  // guards everything below
   std::map<std::pair<std::string, int>, int64_t> requests_;  // (route, status) -> count
   int64_t generated_tokens_ = 0;
@@ -50,5 +60,10 @@ class Metrics {
   // Generated tokens per recent step, for a rate over the last few seconds.
   std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> recent_;
 };
+
+// Returns the expert store's part of /metrics (moe_expert_store_*): its counters, hit ratio and
+// memory, `n_cached` experts being in memory now.
+std::string render_expert_store_metrics(const experts::StoreStats& stats, const experts::StorePlan& plan,
+                                        int64_t n_cached);
 
 }  // namespace moe::server

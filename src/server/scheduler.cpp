@@ -80,13 +80,19 @@ struct Scheduler::Sequence {
 };
 
 Scheduler::Scheduler(const model::Model& model, const tokenizer::Vocab& vocab, ThreadPool& pool,
-                     SchedulerOptions options, Metrics& metrics)
+                     SchedulerOptions options, Metrics& metrics, model::ExpertSource* experts)
     : model_(model), vocab_(vocab), pool_(pool), options_(options), metrics_(metrics), evaluator_(model, pool) {
-  const size_t full_context = model::KvCache::bytes_for(model.hparams(), options_.n_ctx, options_.kv_type);
-  if (options_.kv_budget_bytes == 0) options_.kv_budget_bytes = full_context * static_cast<size_t>(options_.n_parallel);
-  // Any single request must fit, or it would wait forever.
-  options_.kv_budget_bytes = std::max(options_.kv_budget_bytes, full_context);
+  evaluator_.set_expert_source(experts);
+  options_.kv_budget_bytes = kv_budget(model.hparams(), options_);
   thread_ = std::thread([this] { run(); });
+}
+
+size_t Scheduler::kv_budget(const model::HParams& hp, const SchedulerOptions& options) {
+  const size_t full_context = model::KvCache::bytes_for(hp, options.n_ctx, options.kv_type);
+  const size_t budget =
+      options.kv_budget_bytes == 0 ? full_context * static_cast<size_t>(options.n_parallel) : options.kv_budget_bytes;
+  // Any single request must fit, or it would wait forever.
+  return std::max(budget, full_context);
 }
 
 Scheduler::~Scheduler() { shutdown(); }

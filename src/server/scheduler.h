@@ -83,8 +83,10 @@ struct SchedulerOptions {
 
 class Scheduler {
  public:
+  // With `experts` (an expert store), every step's routed experts come from it (null: from the
+  // mapped file); it must outlive the scheduler.
   Scheduler(const model::Model& model, const tokenizer::Vocab& vocab, ThreadPool& pool, SchedulerOptions options,
-            Metrics& metrics);
+            Metrics& metrics, model::ExpertSource* experts = nullptr);
   ~Scheduler();
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
@@ -97,6 +99,9 @@ class Scheduler {
   void shutdown();
 
   const SchedulerOptions& options() const { return options_; }
+  // Returns the KV memory a scheduler with `options` lets its sequences hold: kv_budget_bytes
+  // (n_parallel full contexts when 0), at least one full context.
+  static size_t kv_budget(const model::HParams& hp, const SchedulerOptions& options);
 
  private:
   struct Pending {

@@ -43,6 +43,51 @@ constexpr int kSteps = 6;
 // Per sequence: the logits after the prompt and after each greedy token (kSteps + 1 vectors).
 using Trace = std::vector<std::vector<float>>;
 
+// Hands out experts from the mapped tensors as an expert store hands out its cached copies, in
+// reverse order (a store reorders them), and checks the protocol: per layer and step one
+// begin_layer, then each of its experts acquired once and released.
+class CheckingSource final : public ExpertSource {
+ public:
+  // `all_ready`: report every expert as in memory (one grouped pass) or none (one by one).
+  CheckingSource(const Model& model, bool all_ready)
+      : model_(model), all_ready_(all_ready), begun_(static_cast<size_t>(model.hparams().n_layer), 0) {}
+
+  size_t begin_layer(int layer, std::vector<int>& experts) override {
+    if (!pending_.empty() || held_ != 0) ++protocol_errors_;
+    std::reverse(experts.begin(), experts.end());
+    pending_ = experts;
+    layer_ = layer;
+    ++begun_[static_cast<size_t>(layer)];
+    return all_ready_ ? experts.size() : 0;
+  }
+  void hint(int, const float*, int64_t) override {}
+  ExpertWeights acquire(int layer, int expert) override {
+    const auto at = std::find(pending_.begin(), pending_.end(), expert);
+    if (layer != layer_ || at == pending_.end()) {
+      ++protocol_errors_;
+    } else {
+      pending_.erase(at);
+    }
+    ++held_;
+    return mapped_expert_weights(model_.weights().layers[static_cast<size_t>(layer)], expert);
+  }
+  void release(int, int) override { --held_; }
+  Status status() const override { return ok_status(); }
+
+  // Returns how many steps asked for the experts of `layer`.
+  int64_t layers_begun(int layer) const { return begun_[static_cast<size_t>(layer)]; }
+  int64_t protocol_errors() const { return protocol_errors_ + (pending_.empty() && held_ == 0 ? 0 : 1); }
+
+ private:
+  const Model& model_;
+  bool all_ready_;
+  std::vector<int64_t> begun_;
+  std::vector<int> pending_;
+  int layer_ = -1;
+  int held_ = 0;
+  int64_t protocol_errors_ = 0;
+};
+
 class BatchedEval : public ::testing::TestWithParam<std::tuple<const char*, const char*, DType>> {
  protected:
   void SetUp() override {
@@ -63,8 +108,12 @@ class BatchedEval : public ::testing::TestWithParam<std::tuple<const char*, cons
 
   // Runs all prompts together (each prefilled in chunks of `chunk` tokens, all sequences in the
   // same steps), then kSteps greedy tokens for all of them in shared steps.
-  std::vector<Trace> run_together(const std::vector<std::vector<int32_t>>& prompts, size_t chunk) {
+  // With `source`, routed experts come from it; n_steps_ counts the steps.
+  std::vector<Trace> run_together(const std::vector<std::vector<int32_t>>& prompts, size_t chunk,
+                                  ExpertSource* source = nullptr) {
     BatchEvaluator evaluator(*model_, pool_);
+    evaluator.set_expert_source(source);
+    n_steps_ = 0;
     std::vector<std::unique_ptr<InferenceContext>> seqs;
     for (size_t s = 0; s < prompts.size(); ++s) seqs.push_back(new_sequence());
     std::vector<Trace> traces(prompts.size());
@@ -81,6 +130,7 @@ class BatchedEval : public ::testing::TestWithParam<std::tuple<const char*, cons
       }
       if (step.empty()) break;
       EXPECT_TRUE(evaluator.eval(step).ok());
+      ++n_steps_;
     }
     for (size_t s = 0; s < prompts.size(); ++s) traces[s].push_back(copy(seqs[s]->logits()));
     std::vector<int32_t> next(prompts.size());
@@ -91,6 +141,7 @@ class BatchedEval : public ::testing::TestWithParam<std::tuple<const char*, cons
         step.push_back({seqs[s].get(), std::span<const int32_t>(&next[s], 1), true});
       }
       EXPECT_TRUE(evaluator.eval(step).ok());
+      ++n_steps_;
       for (size_t s = 0; s < prompts.size(); ++s) traces[s].push_back(copy(seqs[s]->logits()));
     }
     return traces;
@@ -113,6 +164,7 @@ class BatchedEval : public ::testing::TestWithParam<std::tuple<const char*, cons
   TempFile file_{"batched-eval"};
   std::unique_ptr<Model> model_;
   ThreadPool pool_{2};
+  int64_t n_steps_ = 0;
 };
 
 TEST_P(BatchedEval, SequencesTogetherGetTheirLogitsAlone) {
@@ -132,6 +184,25 @@ TEST_P(BatchedEval, ChunkedPrefillGivesTheSameLogits) {
   for (size_t chunk : {1, 3, 7}) {
     const std::vector<Trace> chunked = run_together(prompts, chunk);
     for (size_t s = 0; s < prompts.size(); ++s) ASSERT_EQ(chunked[s], whole[s]) << "chunk " << chunk << " sequence " << s;
+  }
+}
+
+// With an expert source (the server's expert store) the logits keep every bit, whether the
+// source has the experts in memory (one grouped pass) or hands them out one at a time; and each
+// step asks it once per MoE layer for the union of all sequences' experts, not once per sequence.
+TEST_P(BatchedEval, ExpertSourceGivesTheSameLogitsAndIsAskedOncePerLayerAndStep) {
+  const auto prompts = test_prompts();
+  const std::vector<Trace> mapped = run_together(prompts, 5);
+  const HParams& hp = model_->hparams();
+  for (bool all_ready : {true, false}) {
+    CheckingSource source(*model_, all_ready);
+    const std::vector<Trace> sourced = run_together(prompts, 5, &source);
+    for (size_t s = 0; s < prompts.size(); ++s) ASSERT_EQ(sourced[s], mapped[s]) << "sequence " << s << " " << all_ready;
+    EXPECT_EQ(source.protocol_errors(), 0);
+    for (int layer = 0; layer < hp.n_layer; ++layer) {
+      const bool moe_layer = hp.moe.is_moe() && hp.layer_is_moe(layer);
+      EXPECT_EQ(source.layers_begun(layer), moe_layer ? n_steps_ : 0) << "layer " << layer;
+    }
   }
 }
 

@@ -206,6 +206,8 @@ TEST_F(Api, MetricsArePrometheusText) {
   EXPECT_EQ(metric(server, "moe_time_to_first_token_seconds_count"), 1);
   EXPECT_GT(metric(server, "moe_prompt_tokens_total"), 0);
   EXPECT_NE(m.body.find("# TYPE moe_generation_tokens_per_second gauge"), std::string::npos);
+  // The model fits in memory, so the expert store is off (auto) and has no metrics.
+  EXPECT_EQ(m.body.find("moe_expert_store"), std::string::npos) << m.body;
 }
 
 TEST_F(Api, ChatPageIsServed) {

@@ -1,6 +1,7 @@
 // Continuous batching seen from clients: concurrent greedy streams get exactly the text they get
-// alone, a client hanging up frees its slot, SIGTERM shuts down cleanly mid-stream, and a soak
-// loop of normal, malformed and cancelled requests leaves the server healthy.
+// alone, a client hanging up (streamed or not) frees its slot, SIGTERM shuts down cleanly
+// mid-stream, and a soak loop of normal, malformed and cancelled requests leaves the server
+// healthy.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -74,6 +75,48 @@ TEST(Batching, ClientHangingUpMidStreamFreesItsSlot) {
   const HttpReply after = post(server, "/v1/completions", json{{"prompt", "And"}, {"max_tokens", 4}}.dump());
   EXPECT_EQ(after.status, 200);
   EXPECT_EQ(get(server, "/health").status, 200);
+}
+
+// A client that hangs up while its whole (non-streamed) response is being generated: nothing
+// is written to it until the end, so the server watches the connection and cancels the
+// generation at once instead of running it to max_tokens. The server then answers the next
+// request as before.
+TEST(Batching, ClientHangingUpBeforeAWholeResponseFreesItsSlot) {
+  constexpr int kMaxTokens = 8000;
+  ServerProcess server({"--parallel", "2", "-c", "8192"});
+  for (const std::string path : {"/v1/completions", "/v1/chat/completions"}) {
+    SCOPED_TRACE(path);
+    json request = {{"max_tokens", 16}, {"temperature", 0}, {"ignore_eos", true}};
+    if (path == "/v1/completions") {
+      request["prompt"] = "And God said";
+    } else {
+      request["messages"] = {{{"role", "user"}, {"content", "And God said"}}};
+    }
+    const HttpReply reference = post(server, path, request.dump());
+    ASSERT_EQ(reference.status, 200) << reference.body;
+    ASSERT_TRUE(wait_until([&] { return metric(server, "moe_active_sequences") == 0; }));
+
+    const double generated_before = metric(server, "moe_generated_tokens_total");
+    json long_request = request;
+    long_request["max_tokens"] = kMaxTokens;
+    const int fd = post_without_reading(server, path, long_request.dump());
+    ASSERT_GE(fd, 0);
+    // Hang up once the generation is under way.
+    const bool generating = wait_until([&] { return metric(server, "moe_generated_tokens_total") > generated_before; });
+    close(fd);
+    ASSERT_TRUE(generating);
+    EXPECT_TRUE(wait_until([&] { return metric(server, "moe_active_sequences") == 0; }, std::chrono::seconds(30)));
+    // Cancelled, not finished: far fewer tokens than asked for.
+    EXPECT_LT(metric(server, "moe_generated_tokens_total") - generated_before, kMaxTokens / 2);
+
+    const HttpReply after = post(server, path, request.dump());
+    ASSERT_EQ(after.status, 200) << after.body;
+    EXPECT_EQ(after.json_body()["choices"], reference.json_body()["choices"]);
+  }
+  // The abandoned requests are counted with nginx's "client closed request" status.
+  EXPECT_TRUE(wait_until([&] {
+    return get(server, "/metrics").body.find("route=\"/v1/chat/completions\",status=\"499\"} 1") != std::string::npos;
+  }));
 }
 
 TEST(Batching, SigtermMidStreamShutsDownCleanly) {

@@ -2,8 +2,11 @@
 // for requests and server-sent events.
 #pragma once
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -35,8 +38,11 @@ class ServerProcess {
  public:
   // Starts the server with the default model and `extra` arguments; throws when it does not
   // report its port within a minute.
-  explicit ServerProcess(const std::vector<std::string>& extra) {
-    std::vector<std::string> args = {MOE_CLI_PATH, "serve", "-m", default_model_path(), "--port", "0", "-t", "2"};
+  explicit ServerProcess(const std::vector<std::string>& extra) : ServerProcess(default_model_path(), extra) {}
+
+  // The same with the model at `model_path`.
+  ServerProcess(const std::string& model_path, const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {MOE_CLI_PATH, "serve", "-m", model_path, "--port", "0", "-t", "2"};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -183,6 +189,36 @@ inline StreamReply post_stream(const ServerProcess& server, const std::string& p
   auto res = c.send(req);
   if (res) reply.status = res->status;
   return reply;
+}
+
+// Connects and sends a POST without reading the reply, so the caller can hang up while it is
+// generated; returns the socket (-1 when the connection failed).
+inline int post_without_reading(const ServerProcess& server, const std::string& path, const std::string& body) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(server.port()));
+  inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
+  const std::string request = "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" +
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0 ||
+      send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
+inline bool wait_until(const std::function<bool()>& condition,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 // Returns the value of an unlabelled metric in /metrics (-1 when missing).
