@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/kernel_options.h"
 #include "cli/store_options.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
@@ -33,6 +34,7 @@ struct BenchOptions {
   bool measure_bandwidth = true;
   StoreCliOptions store;
   int64_t token_walk = 0;
+  bool amx = false;  // --amx: prefill on the tile unit
 };
 
 struct BenchRecord {
@@ -212,7 +214,8 @@ int run_bench(const BenchOptions& o) {
                      {"stddev_ts", r.stddev_ts}, {"samples_ts", r.samples_ts},
                      {"active_bytes_per_token", bytes_per_token}, {"decode_gbps", gbps},
                      {"read_bandwidth_gbps", bandwidth},
-                     {"roofline_pct", bandwidth > 0 && r.n_gen > 0 ? 100.0 * gbps / bandwidth : 0.0}});
+                     {"roofline_pct", bandwidth > 0 && r.n_gen > 0 ? 100.0 * gbps / bandwidth : 0.0},
+                     {"prefill_kernels", prefill_kernels_description()}});
       if (r.store) out.back()["expert_store"] = store_json(*r.store);
     }
     fmt::print("{}\n", out.dump(2));
@@ -229,6 +232,7 @@ int run_bench(const BenchOptions& o) {
   for (const BenchRecord& r : records) {
     if (r.store) fmt::print("\n{} at {} threads, {}", test_name(r), r.n_threads, experts::format_store_stats(*r.store, false));
   }
+  fmt::print("\nprefill kernels: {}\n", prefill_kernels_description());
   if (bandwidth > 0) {
     fmt::print("\nmeasured read bandwidth: {:.1f} GB/s ({} threads); active bytes per token: {:.1f} MB\n", bandwidth,
                threads->back(), bytes_per_token / 1e6);
@@ -258,7 +262,11 @@ CommandRunner add_bench_command(CLI::App& app) {
                   "Tokens drift: each is the previous one +- up to this many ids (0: independent random tokens)")
       ->capture_default_str();
   add_store_options(*sub, o->store);
-  return [o] { return run_bench(*o); };
+  add_kernel_options(*sub, o->amx);
+  return [o] {
+    apply_kernel_options(o->amx);
+    return run_bench(*o);
+  };
 }
 
 }  // namespace moe::cli

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/kernel_options.h"
 #include "cli/store_options.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
@@ -42,6 +43,7 @@ struct RunOptions {
   runtime::SamplerParams sampling;
   StoreCliOptions store;
   bool print_stats = false;
+  bool amx = false;  // --amx: prefill on the tile unit
 };
 
 Result<std::string> read_prompt(const RunOptions& o) {
@@ -206,7 +208,11 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_option("--system", o->system_prompt, "System message for --chat");
   add_store_stats_flag(*sub, o->print_stats);
   add_store_options(*sub, o->store);
-  return [o] { return run(*o); };
+  add_kernel_options(*sub, o->amx);
+  return [o] {
+    apply_kernel_options(o->amx);
+    return run(*o);
+  };
 }
 
 }  // namespace moe::cli

@@ -27,9 +27,10 @@ bool request_tile_state() {
   return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
+// Off unless asked for (MOE_AMX=1 or --amx): bf16 activations move logits off llama.cpp's bits.
 bool enabled_by_environment() {
   const char* env = std::getenv("MOE_AMX");
-  return env == nullptr || std::strcmp(env, "0") != 0;
+  return env != nullptr && std::strcmp(env, "1") == 0;
 }
 
 std::atomic<bool>& switch_state() {

@@ -24,8 +24,8 @@ inline constexpr int kColumnStep = 32;  // n_cols must be a multiple of this (bf
 // (Linux asks for that once per process: arch_prctl ARCH_REQ_XCOMP_PERM). Cached.
 bool available();
 
-// Returns whether tile products should be used: available(), not switched off by
-// set_enabled(false) or by the environment variable MOE_AMX=0 (the llama.cpp-exact path).
+// Returns whether tile products should be used: available() and switched on, by set_enabled(true)
+// or the environment variable MOE_AMX=1. Off by default: the int8 kernels give llama.cpp's bits.
 bool enabled();
 void set_enabled(bool on);
 

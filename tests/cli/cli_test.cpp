@@ -191,6 +191,31 @@ TEST(CliBench, JsonHasLlamaBenchFieldsPerTest) {
   EXPECT_EQ(records, 4u);
 }
 
+// --amx moves prompt products to the tile unit: other logits (bf16 activations), the same
+// length; bench says which kernels ran. Without AMX-BF16 the flag warns and changes nothing.
+TEST(CliRun, AmxFlagSwitchesThePrefillKernels) {
+  const std::string path = temp_path("amx.gguf"), exact = temp_path("exact.bin"), tiles = temp_path("tiles.bin");
+  ASSERT_EQ(moe("gen --preset small-moe --type q4_0 -q -o " + path).exit_code, 0);
+  const std::string prompt = " -p 'The quick brown fox jumps over the lazy dog' -n 0 --temp 0 --logits-out ";
+  const CommandResult a = moe("run -m " + path + prompt + exact);
+  const CommandResult b = moe("run --amx -m " + path + prompt + tiles);
+  const CommandResult bench = moe("bench --amx -m " + path + " -p 16 -n 0 -r 1 --no-bandwidth");
+  std::remove(path.c_str());
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  ASSERT_EQ(bench.exit_code, 0) << bench.err;
+  ASSERT_EQ(slurp(exact).size(), slurp(tiles).size());
+  if (b.err.find("no AMX-BF16") != std::string::npos) {
+    EXPECT_EQ(slurp(exact), slurp(tiles));
+    EXPECT_NE(bench.out.find("prefill kernels: int8"), std::string::npos) << bench.out;
+  } else {
+    EXPECT_NE(slurp(exact), slurp(tiles));
+    EXPECT_NE(bench.out.find("prefill kernels: AMX-BF16"), std::string::npos) << bench.out;
+  }
+  std::remove(exact.c_str());
+  std::remove(tiles.c_str());
+}
+
 TEST(CliBench, BadListsAreErrors) {
   const CommandResult r = moe("bench -m /nonexistent.gguf -p 1,x");
   EXPECT_NE(r.exit_code, 0);
