@@ -31,6 +31,7 @@ def main():
     ap.add_argument("--moe", default="build/release/src/cli/moe")
     ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH", "llama-bench"))
     ap.add_argument("--llama-args", default="", help="extra llama-bench arguments, space separated")
+    ap.add_argument("--moe-args", default="", help="extra moe bench arguments, space separated (e.g. --amx)")
     ap.add_argument("-p", default="64,512")
     ap.add_argument("-n", default="32")
     ap.add_argument("-t", default="2")
@@ -46,7 +47,7 @@ def main():
         samples = {"moe": {}, "llama": {}}
         extra = {}
         for _ in range(a.rounds):
-            for rec in run_json([a.moe, "bench", "-m", model] + common):
+            for rec in run_json([a.moe, "bench", "-m", model] + common + a.moe_args.split()):
                 samples["moe"].setdefault(key_of(rec), []).extend(rec.get("samples_ts", [rec["avg_ts"]]))
                 if rec["n_gen"] > 0:
                     extra[key_of(rec)] = (rec.get("decode_gbps", 0.0), rec.get("roofline_pct", 0.0))
