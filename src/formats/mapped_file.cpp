@@ -65,4 +65,15 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+bool populate_read(std::span<const uint8_t> bytes) {
+  if (bytes.empty()) return true;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(const_cast<uint8_t*>(bytes.data()), bytes.size(), MADV_POPULATE_READ) == 0) return true;
+#endif
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  volatile uint8_t sink = 0;
+  for (size_t offset = 0; offset < bytes.size(); offset += page) sink = sink + bytes[offset];
+  return false;
+}
+
 }  // namespace moe::formats

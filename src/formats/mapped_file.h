@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 
 #include "core/result.h"
@@ -31,5 +32,11 @@ class MappedFile {
   size_t size_ = 0;
   std::string path_;
 };
+
+// Faults in the page-table entries of `bytes` (part of a mapping, page-aligned start) for
+// reading, as MAP_POPULATE would at map time: afterwards first use costs no page faults (the data
+// must still come from disk if it is not in the page cache). Returns false if the kernel
+// refused (MADV_POPULATE_READ needs Linux 5.14); pages are then touched one by one instead.
+bool populate_read(std::span<const uint8_t> bytes);
 
 }  // namespace moe::formats

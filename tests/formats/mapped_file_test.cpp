@@ -30,6 +30,21 @@ TEST(MappedFileTest, MapsContents) {
   EXPECT_EQ(file->path(), path);
 }
 
+// Populating a multi-page mapping (and an empty range) leaves its contents as they were; on
+// this kernel (>= 5.14) it goes through MADV_POPULATE_READ.
+TEST(MappedFileTest, PopulateReadKeepsContents) {
+  ScratchDir dir;
+  const std::string path = dir.file("pages.bin");
+  std::string contents(3 * 4096 + 123, '\0');
+  for (size_t i = 0; i < contents.size(); ++i) contents[i] = static_cast<char>(i * 7);
+  write_file(path, contents);
+  Result<MappedFile> file = MappedFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.error().message;
+  EXPECT_TRUE(populate_read({file->data(), file->size()}));
+  EXPECT_TRUE(populate_read({}));
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(file->data()), file->size()), contents);
+}
+
 TEST(MappedFileTest, EmptyFileMapsToNothing) {
   ScratchDir dir;
   const std::string path = dir.file("empty.bin");
