@@ -37,6 +37,22 @@ void dispatch_tile(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, 
   kTiles[n_rows - 1][n_tokens - 1](n, w, w_row_bytes, x, x_row_bytes, y, y_stride);
 }
 
+// Decode streams rows tile after tile; while one tile computes, the bytes one tile-length ahead
+// (at least kPrefetchAhead bytes past the end of this tile) are prefetched a slice per block, so
+// a core keeps more reads in flight than the hardware prefetcher starts on its own (it stops at
+// every 4 KiB page). With one-row tiles the lead would otherwise be a single short row (576 bytes
+// for a Q4_K row of 1024): 2 KiB ahead measured best (Q4_K, two threads from DRAM: 20.7 GB/s
+// at one row ahead, 22.5 at 2 KiB, 21.6 at 4 KiB, 15.9 at 8 KiB). Prefetching past the end of
+// the matrix is harmless: prefetches never fault.
+inline constexpr size_t kPrefetchAhead = 2048;
+
+inline void prefetch_next_tile_slice(const uint8_t* next_tile, size_t tile_bytes, int64_t step, int64_t n_steps) {
+  const size_t slice = (tile_bytes + static_cast<size_t>(n_steps) - 1) / static_cast<size_t>(n_steps);
+  const size_t extra = kPrefetchAhead > tile_bytes ? kPrefetchAhead - tile_bytes : 0;
+  const uint8_t* begin = next_tile + extra + static_cast<size_t>(step) * slice;
+  for (size_t offset = 0; offset < slice; offset += 64) _mm_prefetch(reinterpret_cast<const char*>(begin + offset), _MM_HINT_T0);
+}
+
 // Writes the horizontal sums of the R x T accumulators to y[t * y_stride + r].
 template <int R, int T>
 inline void store_sums(const __m512 (&acc)[R][T], float* y, int64_t y_stride) {

@@ -87,16 +87,6 @@ inline float hsum_f32x4(__m128 v) {
   return _mm_cvtss_f32(v);
 }
 
-// Decode streams rows tile after tile; while one tile computes, the next tile's bytes (the R rows
-// that follow, contiguous in memory) are prefetched a slice per super-block, so a core keeps
-// more reads in flight than the hardware prefetcher starts on its own (it stops at every 4 KiB
-// page). Prefetching past the end of the matrix is harmless: prefetches never fault.
-inline void prefetch_next_tile_slice(const uint8_t* next_tile, size_t tile_bytes, int64_t step, int64_t n_steps) {
-  const size_t slice = (tile_bytes + static_cast<size_t>(n_steps) - 1) / static_cast<size_t>(n_steps);
-  const uint8_t* begin = next_tile + static_cast<size_t>(step) * slice;
-  for (size_t offset = 0; offset < slice; offset += 64) _mm_prefetch(reinterpret_cast<const char*>(begin + offset), _MM_HINT_T0);
-}
-
 // R rows x T tokens: each weight super-block is decoded once per row and used by every token.
 template <int R, int T>
 struct Q4KTile {

@@ -23,14 +23,17 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
     case DType::kQ4_0:
       t.vec_dot = vec_dot_q4_0_q8_0;
       t.vec_dot_tile = tile_q4_0_q8_0;
+      t.decode_tile_rows = 1;  // prefetches the next rows
       break;
     case DType::kQ5_0:
       t.vec_dot = vec_dot_q5_0_q8_0;
       t.vec_dot_tile = tile_q5_0_q8_0;
+      t.decode_tile_rows = 1;  // prefetches the next rows
       break;
     case DType::kQ8_0:
       t.vec_dot = vec_dot_q8_0_q8_0;
       t.vec_dot_tile = tile_q8_0_q8_0;
+      t.decode_tile_rows = 1;  // prefetches the next rows
       t.from_float_activation = from_float_activation_q8_0;
       break;
     case DType::kQ8_1:
@@ -39,10 +42,12 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
     case DType::kQ4_K:
       t.vec_dot = vec_dot_q4_k_q8_k;
       t.vec_dot_tile = tile_q4_k_q8_k;
+      t.decode_tile_rows = 1;  // prefetches the next rows
       break;
     case DType::kQ6_K:
       t.vec_dot = vec_dot_q6_k_q8_k;
       t.vec_dot_tile = tile_q6_k_q8_k;
+      t.decode_tile_rows = 1;  // prefetches the next rows
       break;
     default:
       break;
