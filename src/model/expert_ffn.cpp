@@ -156,6 +156,7 @@ struct GroupedExpertFfn::State {
   size_t hidden_block_bytes = 0;
   int64_t gate_chunk = 0;
   int64_t n_gate_chunks = 0;
+  int64_t down_chunk_rows = kDownChunkRows;
 
   State(ThreadPool& p, const ExpertFfnWeights& weights, const float* input, int64_t n_t,
         const std::vector<TokenRoute>& r, int k, ExpertFfnScratch& scratch)
@@ -188,6 +189,11 @@ struct GroupedExpertFfn::State {
     if (quantize_hidden != nullptr) s.hidden.resize(pairs * hidden_row_bytes);
     gate_chunk = chunk_rows(kGateUpChunkRows, hidden_block);
     n_gate_chunks = (n_ff + gate_chunk - 1) / gate_chunk;
+    // Few tokens: each task streams its rows of every expert from memory, and each new stretch
+    // starts without a prefetch lead, so take ~4 long chunks per thread rather than many short ones.
+    if (n_tokens <= kernels::kTileTokens) {
+      down_chunk_rows = std::max(kDownChunkRows, n_embd / (4 * pool.size()) / 16 * 16);
+    }
     plan_tile_groups();
   }
 
@@ -289,7 +295,7 @@ struct GroupedExpertFfn::State {
     }
   }
 
-  int64_t n_down_chunks() const { return (n_embd + kDownChunkRows - 1) / kDownChunkRows; }
+  int64_t n_down_chunks() const { return (n_embd + down_chunk_rows - 1) / down_chunk_rows; }
 };
 
 GroupedExpertFfn::GroupedExpertFfn(ThreadPool& pool, const ExpertFfnWeights& w, const float* x, int64_t n_tokens,
@@ -313,8 +319,8 @@ void GroupedExpertFfn::run_all(float* out, const std::vector<ExpertMatrices>* ma
   });
   // Pass 2: down per output row chunk over every group, then each token's weighted sum.
   st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
-    const int64_t r0 = task * kDownChunkRows;
-    const int64_t r1 = std::min(st.n_embd, r0 + kDownChunkRows);
+    const int64_t r0 = task * st.down_chunk_rows;
+    const int64_t r1 = std::min(st.n_embd, r0 + st.down_chunk_rows);
     for (const Group& g : st.plan.groups) st.down_chunk(g, matrices_of(g.expert), r0, r1);
     st.combine_rows(out, r0, r1);
   });
@@ -331,16 +337,16 @@ void GroupedExpertFfn::run_expert(int expert, const ExpertMatrices& m) {
     st.gate_up_chunk(g, m, r0, std::min(st.n_ff, r0 + st.gate_chunk));
   });
   st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
-    const int64_t r0 = task * kDownChunkRows;
-    st.down_chunk(g, m, r0, std::min(st.n_embd, r0 + kDownChunkRows));
+    const int64_t r0 = task * st.down_chunk_rows;
+    st.down_chunk(g, m, r0, std::min(st.n_embd, r0 + st.down_chunk_rows));
   });
 }
 
 void GroupedExpertFfn::combine(float* out) {
   State& st = *state_;
   st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
-    const int64_t r0 = task * kDownChunkRows;
-    st.combine_rows(out, r0, std::min(st.n_embd, r0 + kDownChunkRows));
+    const int64_t r0 = task * st.down_chunk_rows;
+    st.combine_rows(out, r0, std::min(st.n_embd, r0 + st.down_chunk_rows));
   });
 }
 
