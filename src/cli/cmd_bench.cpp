@@ -16,7 +16,6 @@
 #include "cli/store_options.h"
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
-#include "formats/mapped_file.h"
 #include "model/context.h"
 #include "model/model.h"
 #include "runtime/bandwidth.h"
@@ -178,9 +177,6 @@ int run_bench(const BenchOptions& o) {
   auto store = make_store(**model, o.store, kv_bytes, std::min<int64_t>(max_prompt, 512), max_ctx);
   if (!store.ok()) return report_error(store.error().message);
   const model::Model& m = **model;
-  // The whole model in memory: fault its mapping in before timing, as llama.cpp's loader does
-  // (MAP_POPULATE), so no test pays first-touch page faults for weights it is the first to use.
-  if (*store == nullptr) formats::populate_read(m.file().mapped_bytes());
   const double bytes_per_token = active_bytes_per_token(m);
   double bandwidth = 0.0;
   if (o.measure_bandwidth) {

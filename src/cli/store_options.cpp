@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "formats/mapped_file.h"
 #include "moe/memory_budget.h"
 
 namespace moe::cli {
@@ -88,6 +89,9 @@ Result<std::unique_ptr<experts::ExpertStore>> make_store(model::Model& model, co
   uint64_t weights = 0;
   for (const auto& t : model.file().tensors()) weights += t.n_bytes;
   if (o.mode == "auto" && (!hp.moe.is_moe() || weights + options.reserved_bytes <= budget)) {
+    // The whole model fits: fault its mapping in now, as llama.cpp's loader does (MAP_POPULATE),
+    // so the first tokens do not pay a page fault for every weight page they are the first to use.
+    formats::populate_read(model.file().mapped_bytes());
     return std::unique_ptr<experts::ExpertStore>();
   }
   MOE_ASSIGN_OR_RETURN(options.policy, experts::policy_from_name(o.policy));
