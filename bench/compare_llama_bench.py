@@ -37,6 +37,9 @@ def main():
     ap.add_argument("-t", default="2")
     ap.add_argument("-r", default="3")
     ap.add_argument("--rounds", type=int, default=1, help="alternations of the two engines per model")
+    ap.add_argument("--warm-runs", type=int, default=1,
+                    help="untimed runs of both engines per model first (page cache, and this VM's proactive "
+                         "reclaim evicts pages idle for a while: a cold first run reads weights from disk)")
     ap.add_argument("models", nargs="+")
     a = ap.parse_args()
 
@@ -46,6 +49,11 @@ def main():
     for model in a.models:
         samples = {"moe": {}, "llama": {}}
         extra = {}
+        warm = ["-p", a.p.split(",")[0], "-n", "0" if a.p.split(",")[0] != "0" else "1", "-t", a.t, "-r", "1",
+                "-o", "json"]
+        for _ in range(a.warm_runs):
+            run_json([a.moe, "bench", "-m", model] + warm + a.moe_args.split())
+            run_json([a.llama_bench, "-m", model] + warm + a.llama_args.split())
         for _ in range(a.rounds):
             for rec in run_json([a.moe, "bench", "-m", model] + common + a.moe_args.split()):
                 samples["moe"].setdefault(key_of(rec), []).extend(rec.get("samples_ts", [rec["avg_ts"]]))
