@@ -92,8 +92,9 @@ SumOrder llama_cpp_sum_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens) {
 }
 
 // Rows outer, tokens inner: a group of kTileRows weight rows is streamed from memory once and
-// stays in L1 while every token group passes over it. One token: decode_tile_rows rows per tile
-// (decode is bound by how fast one thread streams weights).
+// stays in L1 while every token group passes over it. Up to kTileTokens tokens (decode, batched
+// decode): decode_tile_rows rows per tile, as these are bound by how fast one thread streams
+// weights; beyond, compute dominates and the rows share their activation loads.
 
 void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int64_t n_cols,
                  const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, float* y, int64_t y_stride,
@@ -103,7 +104,7 @@ void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes,
   auto* const tile = order == SumOrder::kBatched && traits.vec_dot_tile_batched != nullptr
                          ? traits.vec_dot_tile_batched
                          : traits.vec_dot_tile;
-  const int64_t tile_rows = n_tokens == 1 ? traits.decode_tile_rows : kTileRows;
+  const int64_t tile_rows = n_tokens <= kTileTokens ? traits.decode_tile_rows : kTileRows;
   for (int64_t r0 = row_begin; r0 < row_end; r0 += tile_rows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(tile_rows, row_end - r0));
     const uint8_t* w_tile = w + r0 * w_row_bytes;

@@ -102,7 +102,7 @@ struct Q4KTile {
     }
     const int64_t n_blocks = n / kQK_K;
     for (int64_t i = 0; i < n_blocks; ++i) {
-      if (T == 1) prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
+      prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
       for (int r = 0; r < R; ++r) {
         Q4KDecoded dw;
         decode_q4_k(reinterpret_cast<const BlockQ4_K*>(w + r * w_row_bytes)[i], dw);
@@ -181,7 +181,7 @@ struct Q6KTile {
     }
     const int64_t n_blocks = n / kQK_K;
     for (int64_t i = 0; i < n_blocks; ++i) {
-      if (T == 1) prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
+      prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
       for (int r = 0; r < R; ++r) {
         Q6KDecoded dw;
         decode_q6_k(reinterpret_cast<const BlockQ6_K*>(w + r * w_row_bytes)[i], dw);

@@ -142,7 +142,7 @@ struct QuantTile {
       const int64_t n_blocks = n / kQK8_0;
       int64_t i = 0;
       for (; i + 2 <= n_blocks; i += 2) {
-        if (T == 1) prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i / 2, n_blocks / 2);
+        prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i / 2, n_blocks / 2);
         tile_step<W, R, T, true>(i, w, w_row_bytes, x, x_row_bytes, acc);
       }
       if (i < n_blocks) tile_step<W, R, T, false>(i, w, w_row_bytes, x, x_row_bytes, acc);
