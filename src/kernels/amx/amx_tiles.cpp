@@ -151,71 +151,68 @@ void dequantize_row(DType type, const TypeTraits& traits, const uint8_t* row, in
   }
 }
 
-// Token groups g0 .. g0 + G - 1 (G = 1 or 2) times the strip over all columns. A tile product
-// takes ~3 times longer to finish than to issue, so each group keeps two accumulators, one for
-// even and one for odd 32-column steps (tiles 2g and 2g + 1), added at the end. The split
-// depends only on the column, never on the tokens, so a token's result does not depend on the
-// rest of its batch. Tiles: A (the strip) in 4 / 5 by step parity, B in 6 / 7 by group.
-template <int G>
-void strip_times_groups(const uint16_t* strip, int64_t stride, int64_t n_cols, const uint16_t* packed_x, int64_t g0,
-                        int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
-  static_assert(G == 1 || G == 2);
+// Strips s0 .. s0 + S - 1 times token groups g0 .. g0 + G - 1 (S, G in {1, 2}) over all columns,
+// one accumulator tile per (strip, group): C tile 2s + g, A (strips) in tiles 4 / 5, B (groups) in
+// 6 / 7. A k-step loads S + G tiles for S x G products (at 2 x 2, one load per product: the
+// loads from L2, not the products, bound this unit), and up to four independent accumulations
+// hide the products' latency. Every accumulation runs over the columns in order, however many
+// strips and groups share the pass, so a token's result does not depend on the rest of its batch.
+template <int S, int G>
+void strips_times_groups(const uint16_t* strips, int64_t stride, int64_t n_cols, const uint16_t* packed_x,
+                         int64_t g0, int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
+  static_assert((S == 1 || S == 2) && (G == 1 || G == 2));
   _tile_zero(0);
-  _tile_zero(1);
-  if constexpr (G > 1) {
-    _tile_zero(2);
-    _tile_zero(3);
-  }
+  if constexpr (G > 1) _tile_zero(1);
+  if constexpr (S > 1) _tile_zero(2);
+  if constexpr (S > 1 && G > 1) _tile_zero(3);
   const int64_t group_elems = n_cols * kTileTokens;  // one token group of the packed activations
   const uint16_t* b = packed_x + g0 * group_elems;
+  const uint16_t* strip1 = strips + kTileRows * stride;
   const auto a_stride = static_cast<long>(stride * 2);
-  int64_t k = 0;
-  for (; k + 2 * kColumnStep <= n_cols; k += 2 * kColumnStep) {
+  for (int64_t k = 0; k < n_cols; k += kColumnStep) {
     const uint16_t* bk = b + k * kTileTokens;
-    _tile_loadd(4, strip + k, a_stride);
+    _tile_loadd(4, strips + k, a_stride);
     _tile_loadd(6, bk, 64);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (G > 1) {
       _tile_loadd(7, bk + group_elems, 64);
-      _tile_dpbf16ps(2, 4, 7);
+      _tile_dpbf16ps(1, 4, 7);
     }
-    _tile_loadd(5, strip + k + kColumnStep, a_stride);
-    _tile_loadd(6, bk + kColumnStep * kTileTokens, 64);
-    _tile_dpbf16ps(1, 5, 6);
-    if constexpr (G > 1) {
-      _tile_loadd(7, bk + group_elems + kColumnStep * kTileTokens, 64);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-  }
-  if (k < n_cols) {  // an even step left over
-    const uint16_t* bk = b + k * kTileTokens;
-    _tile_loadd(4, strip + k, a_stride);
-    _tile_loadd(6, bk, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    if constexpr (G > 1) {
-      _tile_loadd(7, bk + group_elems, 64);
-      _tile_dpbf16ps(2, 4, 7);
+    if constexpr (S > 1) {
+      _tile_loadd(5, strip1 + k, a_stride);
+      _tile_dpbf16ps(2, 5, 6);
+      if constexpr (G > 1) _tile_dpbf16ps(3, 5, 7);
     }
   }
   constexpr int kTileFloats = kTileRows * kTileTokens;
-  alignas(64) float c[2 * G][kTileFloats];
+  alignas(64) float c[4][kTileFloats];
   _tile_stored(0, c[0], 64);
-  _tile_stored(1, c[1], 64);
-  if constexpr (G > 1) {
-    _tile_stored(2, c[2], 64);
-    _tile_stored(3, c[3], 64);
-  }
-  for (int g = 0; g < G; ++g) {
-    for (int i = 0; i < kTileFloats; i += 16) {
-      _mm512_store_ps(c[2 * g] + i, _mm512_add_ps(_mm512_load_ps(c[2 * g] + i), _mm512_load_ps(c[2 * g + 1] + i)));
+  if constexpr (G > 1) _tile_stored(1, c[1], 64);
+  if constexpr (S > 1) _tile_stored(2, c[2], 64);
+  if constexpr (S > 1 && G > 1) _tile_stored(3, c[3], 64);
+  for (int s = 0; s < S; ++s) {
+    const int rows = std::min(kTileRows, n_rows - s * kTileRows);
+    for (int g = 0; g < G; ++g) {
+      const int64_t t0 = (g0 + g) * kTileTokens;
+      const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
+      const float* tile = c[2 * s + g];
+      for (int t = 0; t < n_tok; ++t) {
+        float* dst = y + (t0 + t) * y_stride + s * kTileRows;
+        for (int r = 0; r < rows; ++r) dst[r] = tile[r * kTileTokens + t];
+      }
     }
-    const int64_t t0 = (g0 + g) * kTileTokens;
-    const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
-    for (int t = 0; t < n_tok; ++t) {
-      float* dst = y + (t0 + t) * y_stride;
-      for (int r = 0; r < n_rows; ++r) dst[r] = c[2 * g][r * kTileTokens + t];
-    }
   }
+}
+
+template <int S>
+void strips_times_all_groups(const uint16_t* strips, int64_t stride, int64_t n_cols, const uint16_t* packed_x,
+                             int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
+  const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
+  int64_t g0 = 0;
+  for (; g0 + 2 <= n_groups; g0 += 2) {
+    strips_times_groups<S, 2>(strips, stride, n_cols, packed_x, g0, n_rows, n_tokens, y, y_stride);
+  }
+  if (g0 < n_groups) strips_times_groups<S, 1>(strips, stride, n_cols, packed_x, g0, n_rows, n_tokens, y, y_stride);
 }
 
 }  // namespace
@@ -258,21 +255,19 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
   // Strip rows one cache line longer than the data: with a power-of-two stride the 16 rows of a
   // tile load would all fall in the same L1 set and evict each other.
   const int64_t stride = n_cols + 32;
-  thread_local std::vector<uint16_t> strip;
-  strip.resize(static_cast<size_t>(kTileRows * stride));
-  const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
-  for (int64_t r0 = row_begin; r0 < row_end; r0 += kTileRows) {
-    const int n_rows = static_cast<int>(std::min<int64_t>(kTileRows, row_end - r0));
-    dequantize_rows_bf16(type, w + r0 * w_row_bytes, w_row_bytes, n_rows, n_cols, strip.data(), stride);
+  constexpr int kPairRows = 2 * kTileRows;  // two strips per pass
+  thread_local std::vector<uint16_t> strips;
+  strips.resize(static_cast<size_t>(kPairRows * stride));
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += kPairRows) {
+    const int n_rows = static_cast<int>(std::min<int64_t>(kPairRows, row_end - r0));
+    dequantize_rows_bf16(type, w + r0 * w_row_bytes, w_row_bytes, n_rows, n_cols, strips.data(), stride);
     // A short last strip: the tile still reads 16 rows, so the rest are zeros.
-    std::fill(strip.begin() + n_rows * stride, strip.end(), uint16_t{0});
-    float* y_strip = y + r0;
-    for (int64_t g0 = 0; g0 < n_groups; g0 += 2) {
-      if (n_groups - g0 >= 2) {
-        strip_times_groups<2>(strip.data(), stride, n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
-      } else {
-        strip_times_groups<1>(strip.data(), stride, n_cols, packed_x, g0, n_rows, n_tokens, y_strip, y_stride);
-      }
+    const int padded = n_rows > kTileRows ? kPairRows : kTileRows;
+    std::fill(strips.begin() + n_rows * stride, strips.begin() + padded * stride, uint16_t{0});
+    if (n_rows > kTileRows) {
+      strips_times_all_groups<2>(strips.data(), stride, n_cols, packed_x, n_rows, n_tokens, y + r0, y_stride);
+    } else {
+      strips_times_all_groups<1>(strips.data(), stride, n_cols, packed_x, n_rows, n_tokens, y + r0, y_stride);
     }
   }
 }
