@@ -10,12 +10,15 @@
 
 #include "core/check.h"
 #include "kernels/amx/amx_tiles.h"
+#include "kernels/avx512/avx512_common.h"
 #include "kernels/blocks.h"
 #include "kernels/kernels.h"
 
 namespace moe::kernels::tiles::amx {
 
 namespace {
+
+using avx512::unpack_scales_mins;
 
 // The tile shapes, fixed for the thread's lifetime: every tile is 16 rows of 64 bytes
 // (C: 16 x 16 fp32; A: 16 weight rows x 32 bf16; B: 16 column pairs x 16 tokens).
@@ -60,21 +63,6 @@ void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out) {
     const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
     _mm512_storeu_si512(out + i * kQK8_0, to_bf16(lo, hi));
   }
-}
-
-// Unpacks the 12 bytes of 6-bit scales and mins of a Q4_K super-block into scales 0..7 (bytes
-// 0..7) and mins 0..7 (bytes 8..15) with a few 32-bit operations (ggml's get_scale_min_k4 for
-// all eight sub-blocks at once).
-inline __m128i unpack_scales_mins(const uint8_t* packed) {
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
-  const uint32_t mins_low = u[1] & kLow6;
-  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
-  u[2] = mins_low;
-  u[0] &= kLow6;
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
 }
 
 // Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, computed as

@@ -1,5 +1,5 @@
-// Internal helpers for the AVX-512 translation units only. Everything has internal linkage so
-// no AVX-512 copy of an inline function can be chosen by the linker for baseline code.
+// Internal helpers for the AVX-512 (and AMX) translation units only. Everything has internal
+// linkage so no AVX-512 copy of an inline function can be chosen by the linker for baseline code.
 #pragma once
 
 // GCC 12's _mm512_undefined_* (inside _mm512_cvtph_ps, _mm512_reduce_*_ps, ...) initialise a
@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace moe::kernels::avx512 {
 namespace {
@@ -51,6 +52,21 @@ inline void prefetch_next_tile_slice(const uint8_t* next_tile, size_t tile_bytes
   const size_t extra = kPrefetchAhead > tile_bytes ? kPrefetchAhead - tile_bytes : 0;
   const uint8_t* begin = next_tile + extra + static_cast<size_t>(step) * slice;
   for (size_t offset = 0; offset < slice; offset += 64) _mm_prefetch(reinterpret_cast<const char*>(begin + offset), _MM_HINT_T0);
+}
+
+// Unpacks the 12 bytes of 6-bit scales and mins of a Q4_K/Q5_K super-block into scales 0..7
+// (bytes 0..7) and mins 0..7 (bytes 8..15) with a few 32-bit operations (what ggml's
+// get_scale_min_k4 does one value at a time).
+inline __m128i unpack_scales_mins(const uint8_t* packed) {
+  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, packed, 12);
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
+  const uint32_t mins_low = u[1] & kLow6;
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
+  u[2] = mins_low;
+  u[0] &= kLow6;
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
 }
 
 // Writes the horizontal sums of the R x T accumulators to y[t * y_stride + r].

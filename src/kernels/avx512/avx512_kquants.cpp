@@ -25,20 +25,6 @@ struct Q4KDecoded {
   float dmin;
 };
 
-// Unpacks the 12 bytes of 6-bit scales and mins into scales 0..7 (bytes 0..7) and mins 0..7
-// (bytes 8..15) with a few 32-bit operations (what scale_min_k4 does one value at a time).
-inline __m128i unpack_scales_mins(const uint8_t* packed) {
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
-  const uint32_t mins_low = u[1] & kLow6;
-  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
-  u[2] = mins_low;
-  u[0] &= kLow6;
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
-}
-
 inline void decode_q4_k(const BlockQ4_K& b, Q4KDecoded& out) {
   const __m128i scales_mins = unpack_scales_mins(b.scales);
   const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
