@@ -158,9 +158,35 @@ void bm_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t n_tok
                                                 benchmark::Counter::kIsRate);
 }
 
+// The tile path's first half alone: weight rows dequantized to bf16 strips (32 rows at a time, as
+// tiles::matmul does), no products. GWeights/s counts weights converted per second.
+void bm_dequantize_bf16(benchmark::State& state, DType type, int64_t n_rows) {
+  const TypeTraits& wt = *moe::kernels::type_traits(type);
+  const TypeTraits& xt = *moe::kernels::type_traits(wt.vec_dot_type);
+  const Problem p = make_problem(wt, xt, n_rows, 1, false);
+  constexpr int kStripRows = 32;
+  const int64_t stride = kCols + 32;
+  std::vector<uint16_t> strips(kStripRows * stride);
+  for (auto _ : state) {
+    for (int64_t r0 = 0; r0 < n_rows; r0 += kStripRows) {
+      moe::kernels::tiles::dequantize_rows_bf16(type, p.weights.data() + r0 * p.w_row_bytes, p.w_row_bytes, kStripRows,
+                                                kCols, strips.data(), stride);
+      benchmark::DoNotOptimize(strips.data());
+    }
+  }
+  state.counters["GWeights/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols) * state.iterations() / 1e9,
+                                                    benchmark::Counter::kIsRate);
+}
+
 // Prefill-sized token counts on both engines: the int8 tiles (matmul_rows) and the tile unit.
 void register_prefill() {
   for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+    if (moe::kernels::tiles::available()) {
+      benchmark::RegisterBenchmark(("prefill/dequant_bf16/" + std::string(moe::dtype_name(type))).c_str(),
+                                   bm_dequantize_bf16, type, kOlmoeRows)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
+    }
     for (int64_t n_tokens : {4, 8, 16, 32, 64}) {
       const std::string suffix = std::string(moe::dtype_name(type)) + "/tokens:" + std::to_string(n_tokens) + "/hot";
       benchmark::RegisterBenchmark(("prefill/int8/" + suffix).c_str(), bm_matmul_rows, type,

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <numeric>
 
+#include "core/aligned_vector.h"
 #include "core/check.h"
 #include "kernels/fp16.h"
 #include "kernels/ops.h"
@@ -76,8 +78,10 @@ namespace {
 // x rounded to bf16 and packed for the tile unit, columns split over the pool.
 const uint16_t* pack_for_tiles(ThreadPool& pool, const float* x, int64_t n_tokens, int64_t n_cols,
                                std::vector<uint8_t>& buffer) {
-  buffer.resize(kernels::tiles::packed_size(n_tokens, n_cols) * sizeof(uint16_t));
-  auto* packed = reinterpret_cast<uint16_t*>(buffer.data());
+  // Cache-line aligned inside the caller's buffer: the tile loads read 64-byte rows.
+  buffer.resize(kernels::tiles::packed_size(n_tokens, n_cols) * sizeof(uint16_t) + kCacheLineBytes);
+  const auto misalignment = reinterpret_cast<uintptr_t>(buffer.data()) % kCacheLineBytes;
+  auto* packed = reinterpret_cast<uint16_t*>(buffer.data() + (misalignment ? kCacheLineBytes - misalignment : 0));
   std::vector<const float*> rows(static_cast<size_t>(n_tokens));
   for (int64_t t = 0; t < n_tokens; ++t) rows[static_cast<size_t>(t)] = x + t * n_cols;
   const int64_t step = kernels::tiles::kColumnStep;

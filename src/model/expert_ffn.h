@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/aligned_vector.h"
 #include "core/thread_pool.h"
 #include "model/tensor.h"
 
@@ -57,8 +58,8 @@ struct ExpertFfnScratch {
   std::vector<float> up;         // (pairs, n_ff)
   std::vector<uint8_t> hidden;   // (pairs, ...) SwiGLU output in down's activation type
   std::vector<float> down;       // (pairs, n_embd)
-  std::vector<uint16_t> packed_x;       // bf16 inputs of the groups that use the tile unit
-  std::vector<uint16_t> packed_hidden;  // their SwiGLU outputs, the same way
+  AlignedVector<uint16_t> packed_x;       // bf16 inputs of the groups that use the tile unit
+  AlignedVector<uint16_t> packed_hidden;  // their SwiGLU outputs, the same way
 };
 
 // One grouped expert FFN over a micro-batch. Either all experts at once (run_all: two pool

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/aligned_vector.h"
 #include "core/check.h"
 #include "kernels/amx/amx_tiles.h"
 #include "kernels/avx512/avx512_common.h"
@@ -45,60 +46,85 @@ void configure_tiles_once() {
 // 32 floats to 32 bf16 (nearest even), in order.
 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
 
-void floats_to_bf16(const float* src, uint16_t* dst, int64_t n) {
+// The dequantizers below write a row in chunks of 32 columns (one tile row of bf16), chunk c at
+// out + c * chunk_stride: 32 for a plain row, or the distance between k-steps of a tile-ordered
+// strip (see matmul).
+void floats_to_bf16(const float* src, uint16_t* dst, int64_t n, int64_t chunk_stride) {
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    _mm512_storeu_si512(dst + i, to_bf16(_mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16)));
+  for (; i + kColumnStep <= n; i += kColumnStep) {
+    _mm512_storeu_si512(dst + (i / kColumnStep) * chunk_stride,
+                        to_bf16(_mm512_loadu_ps(src + i), _mm512_loadu_ps(src + i + 16)));
   }
-  for (; i < n; ++i) dst[i] = ref::round_to_bf16(src[i]);
+  // A ragged tail (plain rows only: tile products need whole chunks).
+  for (; i < n; ++i) dst[(i / kColumnStep) * chunk_stride + i % kColumnStep] = ref::round_to_bf16(src[i]);
 }
 
-void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+// Q8_0: d * q. The scales of a span are converted first and broadcast from memory (as for Q4_K).
+void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride) {
   const auto* b = reinterpret_cast<const BlockQ8_0*>(row);
-  for (int64_t i = 0; i < n_cols / kQK8_0; ++i) {
-    const __m512 d = _mm512_set1_ps(_cvtsh_ss(b[i].d));
-    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
-    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs + 16));
-    const __m512 lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
-    const __m512 hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
-    _mm512_storeu_si512(out + i * kQK8_0, to_bf16(lo, hi));
+  constexpr int64_t kSpanBlocks = 16;
+  alignas(64) float d[kSpanBlocks];
+  for (int64_t i0 = 0; i0 < n_cols / kQK8_0; i0 += kSpanBlocks) {
+    const int64_t n_blocks = std::min(kSpanBlocks, n_cols / kQK8_0 - i0);
+    for (int64_t i = 0; i < n_blocks; ++i) d[i] = _cvtsh_ss(b[i0 + i].d);
+    asm volatile("" ::: "memory");  // keep the scales in memory: the loop broadcasts them from there
+    for (int64_t i = 0; i < n_blocks; ++i) {
+      const BlockQ8_0& block = b[i0 + i];
+      const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs))));
+      const __m512 hi =
+          _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block.qs + 16))));
+      _mm512_storeu_si512(out + (i0 + i) * chunk_stride,
+                          to_bf16(_mm512_mul_ps(lo, _mm512_set1_ps(d[i])), _mm512_mul_ps(hi, _mm512_set1_ps(d[i]))));
+    }
   }
 }
 
 // Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, computed as
 // to_float does, then rounded) form a table; each element is a lookup of its nibble (vpermw).
-void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+// The 32 bytes of a sub-block pair hold sub-block 2p in their low nibbles and 2p + 1 in the high
+// ones, so one vcvtne2ps2bf16 makes both tables (entries 0-15 and 16-31) and the high nibbles
+// index the upper half. The per-sub-block factors are broadcast from memory (load ports) rather
+// than shuffled out of a register: the shuffle port is this loop's bottleneck.
+void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride) {
   const auto* b = reinterpret_cast<const BlockQ4_K*>(row);
   const __m512 q_values = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m256i m4 = _mm256_set1_epi8(0x0f);
+  const __m512i low_nibble = _mm512_set1_epi16(0x0f);
+  const __m512i upper_table = _mm512_set1_epi16(16);
   alignas(32) float dl[8], ml[8];
-  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += kQK_K) {
+  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += 8 * chunk_stride) {
     const __m128i scales_mins = unpack_scales_mins(b[i].scales);
     const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scales_mins));
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)));
     _mm256_store_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), scales));
     _mm256_store_ps(ml, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].dmin)), mins));
+    asm volatile("" ::: "memory");  // keep dl / ml in memory: the loop broadcasts them from there
     for (int pair = 0; pair < 4; ++pair) {
-      const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * pair));
-      const __m256i nibbles[2] = {_mm256_and_si256(bits, m4), _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4)};
-      for (int h = 0; h < 2; ++h) {
-        const int j = 2 * pair + h;
-        const __m512 values = _mm512_sub_ps(_mm512_mul_ps(_mm512_set1_ps(dl[j]), q_values), _mm512_set1_ps(ml[j]));
-        const __m512i table = _mm512_castsi256_si512((__m256i)_mm512_cvtneps_pbh(values));
-        _mm512_storeu_si512(out + 32 * j, _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(nibbles[h]), table));
-      }
+      const int j = 2 * pair;
+      const __m512i bytes = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * pair)));
+      const __m512 low_values = _mm512_sub_ps(_mm512_mul_ps(q_values, _mm512_set1_ps(dl[j])), _mm512_set1_ps(ml[j]));
+      const __m512 high_values =
+          _mm512_sub_ps(_mm512_mul_ps(q_values, _mm512_set1_ps(dl[j + 1])), _mm512_set1_ps(ml[j + 1]));
+      const __m512i tables = to_bf16(low_values, high_values);
+      const __m512i low_index = _mm512_and_si512(bytes, low_nibble);
+      const __m512i high_index = _mm512_or_si512(_mm512_srli_epi16(bytes, 4), upper_table);
+      _mm512_storeu_si512(out + j * chunk_stride, _mm512_permutexvar_epi16(low_index, tables));
+      _mm512_storeu_si512(out + (j + 1) * chunk_stride, _mm512_permutexvar_epi16(high_index, tables));
     }
   }
 }
 
-// Q6_K: d * scale * q per 16 elements, q = 6-bit value - 32 (as to_float: (d * scale) * q).
-void dequantize_q6_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
+// Q6_K: d * scale * q per 16 elements, q = 6-bit value - 32 (as to_float: (d * scale) * q). The
+// 16 factors d * scale are made once per block and broadcast from memory, as for Q4_K.
+void dequantize_q6_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride) {
   const auto* b = reinterpret_cast<const BlockQ6_K*>(row);
   const __m256i m4 = _mm256_set1_epi8(0x0f);
   const __m256i m2 = _mm256_set1_epi8(3);
   const __m256i bias = _mm256_set1_epi8(32);
-  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += kQK_K) {
-    const float d = _cvtsh_ss(b[i].d);
+  alignas(64) float factors[16];
+  for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += 8 * chunk_stride) {
+    const __m128i scales = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].scales));
+    _mm512_store_ps(factors, _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b[i].d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(scales))));
+    asm volatile("" ::: "memory");  // keep the factors in memory: the loop broadcasts them from there
     for (int half = 0; half < 2; ++half) {
       const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * half));
       const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].ql + 64 * half + 32));
@@ -112,54 +138,126 @@ void dequantize_q6_k(const uint8_t* row, int64_t n_cols, uint16_t* out) {
         const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * s), m2);
         const __m256i q = _mm256_sub_epi8(_mm256_or_si256(low[s], _mm256_slli_epi16(high, 4)), bias);
         const int e0 = 128 * half + 32 * s;
-        const __m512 scale_lo = _mm512_set1_ps(d * static_cast<float>(b[i].scales[e0 / 16]));
-        const __m512 scale_hi = _mm512_set1_ps(d * static_cast<float>(b[i].scales[e0 / 16 + 1]));
-        const __m512 lo = _mm512_mul_ps(scale_lo, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
-        const __m512 hi = _mm512_mul_ps(scale_hi, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
-        _mm512_storeu_si512(out + e0, to_bf16(lo, hi));
+        const __m512 lo = _mm512_mul_ps(_mm512_set1_ps(factors[e0 / 16]),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))));
+        const __m512 hi = _mm512_mul_ps(_mm512_set1_ps(factors[e0 / 16 + 1]),
+                                        _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))));
+        _mm512_storeu_si512(out + (e0 / 32) * chunk_stride, to_bf16(lo, hi));
       }
     }
   }
 }
 
 void dequantize_row(DType type, const TypeTraits& traits, const uint8_t* row, int64_t n_cols, uint16_t* out,
-                    std::vector<float>& scratch) {
+                    int64_t chunk_stride, std::vector<float>& scratch) {
   switch (type) {
     case DType::kQ8_0:
-      return dequantize_q8_0(row, n_cols, out);
+      return dequantize_q8_0(row, n_cols, out, chunk_stride);
     case DType::kQ4_K:
-      return dequantize_q4_k(row, n_cols, out);
+      return dequantize_q4_k(row, n_cols, out, chunk_stride);
     case DType::kQ6_K:
-      return dequantize_q6_k(row, n_cols, out);
+      return dequantize_q6_k(row, n_cols, out, chunk_stride);
     default:
       // Any other type: its to_float, then the same rounding.
       scratch.resize(static_cast<size_t>(n_cols));
       traits.to_float(row, scratch.data(), n_cols);
-      floats_to_bf16(scratch.data(), out, n_cols);
+      floats_to_bf16(scratch.data(), out, n_cols, chunk_stride);
   }
 }
 
-// Strips s0 .. s0 + S - 1 times token groups g0 .. g0 + G - 1 (S, G in {1, 2}) over all columns,
-// one accumulator tile per (strip, group): C tile 2s + g, A (strips) in tiles 4 / 5, B (groups) in
-// 6 / 7. A k-step loads S + G tiles for S x G products (at 2 x 2, one load per product: the
-// loads from L2, not the products, bound this unit), and up to four independent accumulations
-// hide the products' latency. Every accumulation runs over the columns in order, however many
-// strips and groups share the pass, so a token's result does not depend on the rest of its batch.
+// A pass multiplies two strips (32 weight rows) by every token. Its weights are dequantized a
+// span of columns at a time into a small buffer in tile order: for each k-step (32 columns),
+// strip 0's 16 rows of 32 bf16 then strip 1's, so every A tile is 1 KiB of consecutive memory
+// (one stream for the prefetchers, no cache-set conflicts). The span's products run right after
+// its dequantization, while the span is still in L1; the tile unit works through them while the
+// vector units dequantize the next span.
+constexpr int64_t kTileElems = kTileRows * kColumnStep;  // one A tile
+constexpr int64_t kPassStepElems = 2 * kTileElems;        // both strips' tiles of one k-step
+constexpr int64_t kSpanCols = 256;                        // a multiple of every block size
+constexpr int kTileFloats = kTileRows * kTileTokens;                     // one accumulator
+
+void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int n_rows,
+                     int64_t c0, int64_t span, uint16_t* out, std::vector<float>& scratch) {
+  const size_t byte_offset = static_cast<size_t>(c0 / traits.block_size) * traits.block_bytes;
+  for (int r = 0; r < n_rows; ++r) {
+    uint16_t* row_out = out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep;
+    dequantize_row(type, traits, w + r * w_row_bytes + byte_offset, span, row_out, kPassStepElems, scratch);
+  }
+  // A short last strip: the tile still reads 16 rows, so the rest are zeros.
+  const int padded = n_rows > kTileRows ? 2 * kTileRows : kTileRows;
+  for (int64_t k = 0; k < span / kColumnStep; ++k) {
+    for (int r = n_rows; r < padded; ++r) {
+      std::memset(out + k * kPassStepElems + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep, 0,
+                  kColumnStep * sizeof(uint16_t));
+    }
+  }
+}
+
+// out[j][i] = in[i][j] for a 16 x 16 fp32 tile: an accumulator holds weight rows x tokens, and y
+// wants each token's outputs together (one 64-byte store per token instead of 16 scalar ones).
+inline void transpose_16x16(const float* in, __m512 out[16]) {
+  __m512 a[16], b[16];
+  for (int i = 0; i < 8; ++i) {  // 32-bit interleave of row pairs
+    const __m512 r0 = _mm512_load_ps(in + 32 * i), r1 = _mm512_load_ps(in + 32 * i + 16);
+    a[2 * i] = _mm512_unpacklo_ps(r0, r1);
+    a[2 * i + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  for (int j = 0; j < 4; ++j) {  // 64-bit: each 128-bit lane now holds a transposed 4 x 4 block
+    b[4 * j + 0] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
+    b[4 * j + 1] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0xEE);
+    b[4 * j + 2] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44);
+    b[4 * j + 3] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {  // 128-bit lanes: lane L of b[4j + m] goes to out[4L + m], slot j
+    const __m512 u0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);
+    const __m512 u1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
+    const __m512 u2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
+    const __m512 u3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
+    out[m] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+    out[4 + m] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+    out[8 + m] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+    out[12 + m] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+  }
+}
+// Accumulator tiles: C tile 2s + g holds strip s times token group g (S strips, G groups, each
+// 1 or 2); A (strips) use tiles 4 / 5, B (token groups) 6 / 7. Saved accumulators are laid out
+// the same way, 4 x kTileFloats per group pair.
 template <int S, int G>
-void strips_times_groups(const uint16_t* strips, int64_t stride, int64_t n_cols, const uint16_t* packed_x,
-                         int64_t g0, int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
-  static_assert((S == 1 || S == 2) && (G == 1 || G == 2));
+void zero_accumulators() {
   _tile_zero(0);
   if constexpr (G > 1) _tile_zero(1);
   if constexpr (S > 1) _tile_zero(2);
   if constexpr (S > 1 && G > 1) _tile_zero(3);
-  const int64_t group_elems = n_cols * kTileTokens;  // one token group of the packed activations
-  const uint16_t* b = packed_x + g0 * group_elems;
-  const uint16_t* strip1 = strips + kTileRows * stride;
-  const auto a_stride = static_cast<long>(stride * 2);
-  for (int64_t k = 0; k < n_cols; k += kColumnStep) {
-    const uint16_t* bk = b + k * kTileTokens;
-    _tile_loadd(4, strips + k, a_stride);
+}
+
+template <int S, int G>
+void load_accumulators(const float* c) {
+  _tile_loadd(0, c, 64);
+  if constexpr (G > 1) _tile_loadd(1, c + kTileFloats, 64);
+  if constexpr (S > 1) _tile_loadd(2, c + 2 * kTileFloats, 64);
+  if constexpr (S > 1 && G > 1) _tile_loadd(3, c + 3 * kTileFloats, 64);
+}
+
+template <int S, int G>
+void store_accumulators(float* c) {
+  _tile_stored(0, c, 64);
+  if constexpr (G > 1) _tile_stored(1, c + kTileFloats, 64);
+  if constexpr (S > 1) _tile_stored(2, c + 2 * kTileFloats, 64);
+  if constexpr (S > 1 && G > 1) _tile_stored(3, c + 3 * kTileFloats, 64);
+}
+
+// The span's k-steps for the pass's strips times token groups g0 .. g0 + G - 1 (b: group g0 of the
+// packed activations at the span's first column). A k-step loads S + G tiles for S x G products
+// (at 2 x 2, one load per product), and up to four independent accumulations hide the products'
+// latency. Every accumulation runs over the columns in order, however many strips and groups
+// share the pass and whether it was saved in between (fp32 stores are exact), so a token's
+// result does not depend on the rest of its batch.
+template <int S, int G>
+void accumulate_span(const uint16_t* a, const uint16_t* b, int64_t group_elems, int64_t n_steps) {
+  for (int64_t k = 0; k < n_steps; ++k) {
+    const uint16_t* ak = a + k * kPassStepElems;
+    const uint16_t* bk = b + k * kColumnStep * kTileTokens;
+    _tile_loadd(4, ak, 64);
     _tile_loadd(6, bk, 64);
     _tile_dpbf16ps(0, 4, 6);
     if constexpr (G > 1) {
@@ -167,40 +265,88 @@ void strips_times_groups(const uint16_t* strips, int64_t stride, int64_t n_cols,
       _tile_dpbf16ps(1, 4, 7);
     }
     if constexpr (S > 1) {
-      _tile_loadd(5, strip1 + k, a_stride);
+      _tile_loadd(5, ak + kTileElems, 64);
       _tile_dpbf16ps(2, 5, 6);
       if constexpr (G > 1) _tile_dpbf16ps(3, 5, 7);
     }
   }
-  constexpr int kTileFloats = kTileRows * kTileTokens;
-  alignas(64) float c[4][kTileFloats];
-  _tile_stored(0, c[0], 64);
-  if constexpr (G > 1) _tile_stored(1, c[1], 64);
-  if constexpr (S > 1) _tile_stored(2, c[2], 64);
-  if constexpr (S > 1 && G > 1) _tile_stored(3, c[3], 64);
+}
+
+// y rows of the pass's strips for token groups g0 .. g0 + G - 1, from saved accumulators.
+template <int S, int G>
+void write_outputs(const float* c, int64_t g0, int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
   for (int s = 0; s < S; ++s) {
     const int rows = std::min(kTileRows, n_rows - s * kTileRows);
+    const auto row_mask = static_cast<__mmask16>((1u << rows) - 1);
     for (int g = 0; g < G; ++g) {
       const int64_t t0 = (g0 + g) * kTileTokens;
       const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
-      const float* tile = c[2 * s + g];
+      __m512 by_token[kTileTokens];
+      transpose_16x16(c + (2 * s + g) * kTileFloats, by_token);
       for (int t = 0; t < n_tok; ++t) {
-        float* dst = y + (t0 + t) * y_stride + s * kTileRows;
-        for (int r = 0; r < rows; ++r) dst[r] = tile[r * kTileTokens + t];
+        _mm512_mask_storeu_ps(y + (t0 + t) * y_stride + s * kTileRows, row_mask, by_token[t]);
       }
     }
   }
 }
 
+// Everything a pass needs besides its rows; the buffers are the calling thread's.
+struct PassContext {
+  DType type;
+  const TypeTraits* traits;
+  size_t w_row_bytes;
+  int64_t n_cols;
+  const uint16_t* packed_x;
+  int64_t n_tokens;
+  int64_t y_stride;
+  int64_t span_cols;            // columns dequantized at a time
+  uint16_t* span_buffer;        // span_cols / kColumnStep * kPassStepElems
+  float* saved;                 // 4 accumulators per group pair, when they do not fit the tiles
+  std::vector<float>* scratch;  // to_float output of the fallback dequantizer
+};
+
+// One pass: S strips (n_rows weight rows from w) times all tokens, into y (the pass's first row).
+// With up to two token groups the accumulators stay in the tile registers for the whole pass;
+// with more, each span saves and reloads them per group pair (8 tile moves per 32 products at
+// 2 x 2), which is far cheaper than dequantizing the strips again per group pair.
 template <int S>
-void strips_times_all_groups(const uint16_t* strips, int64_t stride, int64_t n_cols, const uint16_t* packed_x,
-                             int n_rows, int64_t n_tokens, float* y, int64_t y_stride) {
-  const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
-  int64_t g0 = 0;
-  for (; g0 + 2 <= n_groups; g0 += 2) {
-    strips_times_groups<S, 2>(strips, stride, n_cols, packed_x, g0, n_rows, n_tokens, y, y_stride);
+void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, float* y) {
+  const int64_t n_groups = (ctx.n_tokens + kTileTokens - 1) / kTileTokens;
+  const int64_t n_pairs = (n_groups + 1) / 2;
+  const int64_t group_elems = ctx.n_cols * kTileTokens;
+  const bool resident = n_pairs == 1;
+  const bool two_groups = n_groups > 1;
+  for (int64_t c0 = 0; c0 < ctx.n_cols; c0 += ctx.span_cols) {
+    const int64_t span = std::min(ctx.span_cols, ctx.n_cols - c0);
+    dequantize_span(ctx.type, *ctx.traits, w, ctx.w_row_bytes, n_rows, c0, span, ctx.span_buffer, *ctx.scratch);
+    for (int64_t pair = 0; pair < n_pairs; ++pair) {
+      const int64_t g0 = 2 * pair;
+      const bool both = g0 + 1 < n_groups;
+      float* saved = ctx.saved + pair * 4 * kTileFloats;
+      const uint16_t* b = ctx.packed_x + g0 * group_elems + c0 * kTileTokens;
+      if (both) {
+        if (c0 == 0) zero_accumulators<S, 2>(); else if (!resident) load_accumulators<S, 2>(saved);
+        accumulate_span<S, 2>(ctx.span_buffer, b, group_elems, span / kColumnStep);
+        if (!resident) store_accumulators<S, 2>(saved);
+      } else {
+        if (c0 == 0) zero_accumulators<S, 1>(); else if (!resident) load_accumulators<S, 1>(saved);
+        accumulate_span<S, 1>(ctx.span_buffer, b, group_elems, span / kColumnStep);
+        if (!resident) store_accumulators<S, 1>(saved);
+      }
+    }
   }
-  if (g0 < n_groups) strips_times_groups<S, 1>(strips, stride, n_cols, packed_x, g0, n_rows, n_tokens, y, y_stride);
+  if (resident) {
+    if (two_groups) store_accumulators<S, 2>(ctx.saved); else store_accumulators<S, 1>(ctx.saved);
+  }
+  for (int64_t pair = 0; pair < n_pairs; ++pair) {
+    const int64_t g0 = 2 * pair;
+    const float* saved = ctx.saved + pair * 4 * kTileFloats;
+    if (g0 + 1 < n_groups) {
+      write_outputs<S, 2>(saved, g0, n_rows, ctx.n_tokens, y, ctx.y_stride);
+    } else {
+      write_outputs<S, 1>(saved, g0, n_rows, ctx.n_tokens, y, ctx.y_stride);
+    }
+  }
 }
 
 }  // namespace
@@ -233,29 +379,33 @@ void dequantize_rows_bf16(DType type, const uint8_t* w, size_t w_row_bytes, int 
   const TypeTraits* traits = type_traits(type);
   MOE_CHECK(traits != nullptr && traits->to_float != nullptr);
   thread_local std::vector<float> scratch;
-  for (int r = 0; r < n_rows; ++r) dequantize_row(type, *traits, w + r * w_row_bytes, n_cols, out + r * out_stride, scratch);
+  for (int r = 0; r < n_rows; ++r) {
+    dequantize_row(type, *traits, w + r * w_row_bytes, n_cols, out + r * out_stride, kColumnStep, scratch);
+  }
 }
 
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint16_t* packed_x,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
   MOE_CHECK(n_cols % kColumnStep == 0);
   configure_tiles_once();
-  // Strip rows one cache line longer than the data: with a power-of-two stride the 16 rows of a
-  // tile load would all fall in the same L1 set and evict each other.
-  const int64_t stride = n_cols + 32;
+  const TypeTraits* traits = type_traits(type);
+  MOE_CHECK(traits != nullptr && traits->to_float != nullptr);
   constexpr int kPairRows = 2 * kTileRows;  // two strips per pass
-  thread_local std::vector<uint16_t> strips;
-  strips.resize(static_cast<size_t>(kPairRows * stride));
+  thread_local AlignedVector<uint16_t> span_buffer;
+  thread_local AlignedVector<float> saved;
+  thread_local std::vector<float> scratch;
+  const int64_t n_pairs = ((n_tokens + kTileTokens - 1) / kTileTokens + 1) / 2;
+  const int64_t span_cols = kSpanCols;
+  span_buffer.resize(static_cast<size_t>(span_cols / kColumnStep * kPassStepElems));
+  saved.resize(static_cast<size_t>(n_pairs * 4 * kTileFloats));
+  const PassContext ctx{type,      traits, w_row_bytes, n_cols, packed_x, n_tokens, y_stride, span_cols,
+                        span_buffer.data(), saved.data(), &scratch};
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPairRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kPairRows, row_end - r0));
-    dequantize_rows_bf16(type, w + r0 * w_row_bytes, w_row_bytes, n_rows, n_cols, strips.data(), stride);
-    // A short last strip: the tile still reads 16 rows, so the rest are zeros.
-    const int padded = n_rows > kTileRows ? kPairRows : kTileRows;
-    std::fill(strips.begin() + n_rows * stride, strips.begin() + padded * stride, uint16_t{0});
     if (n_rows > kTileRows) {
-      strips_times_all_groups<2>(strips.data(), stride, n_cols, packed_x, n_rows, n_tokens, y + r0, y_stride);
+      multiply_pass<2>(ctx, w + r0 * w_row_bytes, n_rows, y + r0);
     } else {
-      strips_times_all_groups<1>(strips.data(), stride, n_cols, packed_x, n_rows, n_tokens, y + r0, y_stride);
+      multiply_pass<1>(ctx, w + r0 * w_row_bytes, n_rows, y + r0);
     }
   }
 }
