@@ -285,12 +285,13 @@ struct GroupedExpertFfn::State {
       const TokenRoute& route = routes[static_cast<size_t>(t)];
       const int64_t* pair = plan.pair_of.data() + t * n_expert_used;
       float* o = out + t * n_embd;
-      for (int64_t r = r0; r < r1; ++r) {
-        float sum = 0.0f;
-        for (int slot = 0; slot < n_expert_used; ++slot) {
-          sum += s.down[static_cast<size_t>(pair[slot] * n_embd + r)] * route.weights[slot];
-        }
-        o[r] = sum;
+      // Slot by slot over the row range (streams each slot's row once, and vectorizes); every
+      // o[r] still adds its slots in slot order, starting from zero.
+      std::fill(o + r0, o + r1, 0.0f);
+      for (int slot = 0; slot < n_expert_used; ++slot) {
+        const float* d = s.down.data() + pair[slot] * n_embd;
+        const float weight = route.weights[slot];
+        for (int64_t r = r0; r < r1; ++r) o[r] += d[r] * weight;
       }
     }
   }

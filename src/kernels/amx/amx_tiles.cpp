@@ -195,12 +195,11 @@ void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, siz
 
 // out[j][i] = in[i][j] for a 16 x 16 fp32 tile: an accumulator holds weight rows x tokens, and y
 // wants each token's outputs together (one 64-byte store per token instead of 16 scalar ones).
-inline void transpose_16x16(const float* in, __m512 out[16]) {
+inline void transpose_16x16(const __m512 in[16], __m512 out[16]) {
   __m512 a[16], b[16];
   for (int i = 0; i < 8; ++i) {  // 32-bit interleave of row pairs
-    const __m512 r0 = _mm512_load_ps(in + 32 * i), r1 = _mm512_load_ps(in + 32 * i + 16);
-    a[2 * i] = _mm512_unpacklo_ps(r0, r1);
-    a[2 * i + 1] = _mm512_unpackhi_ps(r0, r1);
+    a[2 * i] = _mm512_unpacklo_ps(in[2 * i], in[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(in[2 * i], in[2 * i + 1]);
   }
   for (int j = 0; j < 4; ++j) {  // 64-bit: each 128-bit lane now holds a transposed 4 x 4 block
     b[4 * j + 0] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
@@ -281,8 +280,9 @@ void write_outputs(const float* c, int64_t g0, int n_rows, int64_t n_tokens, flo
     for (int g = 0; g < G; ++g) {
       const int64_t t0 = (g0 + g) * kTileTokens;
       const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
-      __m512 by_token[kTileTokens];
-      transpose_16x16(c + (2 * s + g) * kTileFloats, by_token);
+      __m512 by_row[kTileRows], by_token[kTileTokens];
+      for (int r = 0; r < kTileRows; ++r) by_row[r] = _mm512_load_ps(c + (2 * s + g) * kTileFloats + r * kTileTokens);
+      transpose_16x16(by_row, by_token);
       for (int t = 0; t < n_tok; ++t) {
         _mm512_mask_storeu_ps(y + (t0 + t) * y_stride + s * kTileRows, row_mask, by_token[t]);
       }
@@ -354,22 +354,29 @@ void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, float* 
 void pack_activations(const float* const* rows, int64_t n_tokens, int64_t n_cols, int64_t col_begin,
                       int64_t col_end, uint16_t* packed) {
   const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
-  alignas(64) uint32_t pairs[16];
-  for (int64_t t = 0; t < n_groups * kTileTokens; ++t) {
-    uint32_t* group = reinterpret_cast<uint32_t*>(packed + (t / kTileTokens) * n_cols * kTileTokens);
-    const int64_t lane = t % kTileTokens;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    auto* group = reinterpret_cast<uint32_t*>(packed + g * n_cols * kTileTokens);
+    const int64_t t0 = g * kTileTokens;
+    const int n_tok = static_cast<int>(std::min<int64_t>(kTileTokens, n_tokens - t0));
     int64_t c = col_begin;
-    if (t >= n_tokens) {
-      for (; c < col_end; c += 2) group[(c / 2) * kTileTokens + lane] = 0;
-      continue;
-    }
-    const float* x = rows[t];
-    for (; c + 32 <= col_end; c += 32) {
-      _mm512_store_si512(pairs, to_bf16(_mm512_loadu_ps(x + c), _mm512_loadu_ps(x + c + 16)));
-      for (int p = 0; p < 16; ++p) group[(c / 2 + p) * kTileTokens + lane] = pairs[p];
+    // 32 columns of 16 tokens at a time: each token's 16 bf16 pairs are one register, and a
+    // 16 x 16 transpose of the pairs gives the tile rows (one pair per token).
+    for (; c + kColumnStep <= col_end; c += kColumnStep) {
+      __m512 by_token[kTileTokens], by_pair[kTileTokens];
+      for (int t = 0; t < kTileTokens; ++t) {
+        by_token[t] = t < n_tok ? _mm512_castsi512_ps(to_bf16(_mm512_loadu_ps(rows[t0 + t] + c),
+                                                              _mm512_loadu_ps(rows[t0 + t] + c + 16)))
+                                : _mm512_setzero_ps();
+      }
+      transpose_16x16(by_token, by_pair);
+      for (int p = 0; p < kTileTokens; ++p) _mm512_storeu_ps(group + (c / 2 + p) * kTileTokens, by_pair[p]);
     }
     for (; c < col_end; c += 2) {
-      group[(c / 2) * kTileTokens + lane] = ref::round_to_bf16(x[c]) | (uint32_t{ref::round_to_bf16(x[c + 1])} << 16);
+      for (int lane = 0; lane < kTileTokens; ++lane) {
+        const float* x = lane < n_tok ? rows[t0 + lane] : nullptr;
+        group[(c / 2) * kTileTokens + lane] =
+            x == nullptr ? 0 : ref::round_to_bf16(x[c]) | (uint32_t{ref::round_to_bf16(x[c + 1])} << 16);
+      }
     }
   }
 }
