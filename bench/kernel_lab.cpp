@@ -196,6 +196,11 @@ void register_prefill() {
       benchmark::RegisterBenchmark(("prefill/tiles/" + suffix).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, false)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(0.3);
+      // Weights from DRAM, as experts come during a prefill (each read once per micro-batch).
+      const std::string cold = std::string(moe::dtype_name(type)) + "/tokens:" + std::to_string(n_tokens) + "/cold";
+      benchmark::RegisterBenchmark(("prefill/tiles/" + cold).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, true)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
     }
   }
 }

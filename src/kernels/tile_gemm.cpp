@@ -56,6 +56,8 @@ bool supports(DType type) {
 
 bool recommended(DType type) { return type != DType::kF32 && type != DType::kF16 && supports(type); }
 
+int64_t min_tokens(DType type) { return type == DType::kQ4_K || type == DType::kQ8_0 ? 5 : 8; }
+
 size_t packed_size(int64_t n_tokens, int64_t n_cols) {
   const int64_t n_groups = (n_tokens + kTileTokens - 1) / kTileTokens;
   return static_cast<size_t>(n_groups * kTileTokens * n_cols);

@@ -37,6 +37,13 @@ bool supports(DType type);
 // weights keep the exact kernels: bf16 would drop bits they carry.
 bool recommended(DType type);
 
+// Returns the fewest tokens from which a product with `type` weights is faster on the tiles than
+// on the int8 kernels (bench/kernel_lab "prefill/", 2048 x 1024 matrix, one thread): a strip's
+// bf16 dequantization costs about as much as decoding it for 4 tokens in the int8 kernels for
+// Q4_K and Q8_0 (fast table / widening dequantizers), for 8 tokens for Q6_K and the types that
+// go through to_float.
+int64_t min_tokens(DType type);
+
 // Elements (uint16_t bf16) of n_tokens activation rows of n_cols packed for the tiles: tokens in
 // groups of kTileTokens (zero-padded), columns in pairs, so one group's 32 columns are one tile.
 size_t packed_size(int64_t n_tokens, int64_t n_cols);

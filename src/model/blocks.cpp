@@ -69,7 +69,7 @@ kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_t
 }
 
 bool use_tiles(const Tensor& w, int64_t n_tokens) {
-  return n_tokens >= kMinTileTokens && kernels::tiles::enabled() && !BatchInvariantSums::active() &&
+  return n_tokens >= kernels::tiles::min_tokens(w.type) && kernels::tiles::enabled() && !BatchInvariantSums::active() &&
          kernels::tiles::recommended(w.type) && w.n_cols() % kernels::tiles::kColumnStep == 0;
 }
 

@@ -61,14 +61,9 @@ class BatchInvariantSums {
   bool previous_;
 };
 
-// Products of at least this many tokens run on the tile unit when it is on (kernels/tile_gemm.h):
-// from here dequantizing a weight strip once beats decoding it per 4 tokens in the int8 kernels
-// (bench/kernel_lab "prefill/": on a 2048 x 1024 Q4_K matrix the two break even at 8 tokens;
-// at 4 the tiles take twice as long, at 16 they are 1.7x faster, at 64 3.5x).
-inline constexpr int64_t kMinTileTokens = 8;
-
 // Returns whether a product of `w` with n_tokens tokens runs on the tile unit: the unit is on, no
-// BatchInvariantSums is active on this thread, and w's type keeps its precision in bf16.
+// BatchInvariantSums is active on this thread, w's type keeps its precision in bf16, and there
+// are at least kernels::tiles::min_tokens(w.type) tokens.
 bool use_tiles(const Tensor& w, int64_t n_tokens);
 
 // Returns the order a plain (non-expert) product of that shape sums in: llama.cpp's mul_mat

@@ -204,10 +204,13 @@ struct GroupedExpertFfn::State {
     const bool usable = use_tiles(*w.gate, most) && use_tiles(*w.up, most) && use_tiles(*w.down, most) &&
                         gate_chunk % kernels::tiles::kTileRows == 0;
     if (!usable) return;
+    // A group runs all three products on one engine: from the largest of their thresholds.
+    const int64_t threshold = std::max({kernels::tiles::min_tokens(w.gate->type), kernels::tiles::min_tokens(w.up->type),
+                                        kernels::tiles::min_tokens(w.down->type)});
     size_t x_size = 0, hidden_size = 0;
     std::vector<Group*> tile_groups;
     for (Group& g : plan.groups) {
-      if (static_cast<int64_t>(g.tokens.size()) < kMinTileTokens) continue;
+      if (static_cast<int64_t>(g.tokens.size()) < threshold) continue;
       g.tiles = true;
       g.packed_x = x_size;
       g.packed_hidden = hidden_size;

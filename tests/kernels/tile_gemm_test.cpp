@@ -61,7 +61,7 @@ class TileTypes : public ::testing::TestWithParam<DType> {
 TEST_P(TileTypes, DequantizedStripIsTheRoundedReference) {
   const DType type = GetParam();
   const TypeTraits& scalar = *type_traits(type, Isa::kScalar);
-  const int64_t n_cols = 512, n_rows = 5;
+  const int64_t n_cols = 512, n_rows = 37;  // 74 blocks of 256: every scale / min bit pattern
   const std::vector<uint8_t> w = random_rows(type, n_rows, n_cols, 11);
   const size_t rb = row_bytes(scalar, n_cols);
   std::vector<uint16_t> got(static_cast<size_t>(n_rows * n_cols));

@@ -91,7 +91,7 @@ class GroupedExpertFfn : public ::testing::TestWithParam<Case> {
 // Without the tile unit: the int8 / float kernels throughout, bit-identical to a per-expert loop.
 TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) { run(false); }
 
-// With it: groups of kMinTileTokens or more tokens run on the tiles (when the types are ones the
+// With it: groups of at least tiles::min_tokens (of each of the three types) run on the tiles (when the types are ones the
 // tiles take), the rest on the other kernels; each must still be bit-identical to its loop.
 TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoopOnTiles) {
   if (!kernels::tiles::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
@@ -135,8 +135,9 @@ void GroupedExpertFfn::run(bool tiles_on) {
       for (const auto& ex : experts) {
         for (int e : ex) ++group_size[static_cast<size_t>(e)];
       }
+      const int64_t threshold = std::max(kernels::tiles::min_tokens(c.gate_up), kernels::tiles::min_tokens(c.down));
       auto on_tiles = [&](int e) {
-        return group_size[static_cast<size_t>(e)] >= kMinTileTokens && use_tiles(gate.tensor, n_tokens) &&
+        return group_size[static_cast<size_t>(e)] >= threshold && use_tiles(gate.tensor, n_tokens) &&
                use_tiles(down.tensor, n_tokens);
       };
       if (tiles_on && n_tokens == 40 && kernels::tiles::recommended(c.gate_up) && kernels::tiles::recommended(c.down)) {

@@ -11,7 +11,6 @@
 #include "core/aligned_vector.h"
 #include "core/check.h"
 #include "kernels/amx/amx_tiles.h"
-#include "kernels/avx512/avx512_common.h"
 #include "kernels/blocks.h"
 #include "kernels/kernels.h"
 
@@ -19,7 +18,6 @@ namespace moe::kernels::tiles::amx {
 
 namespace {
 
-using avx512::unpack_scales_mins;
 
 // The tile shapes, fixed for the thread's lifetime: every tile is 16 rows of 64 bytes
 // (C: 16 x 16 fp32; A: 16 weight rows x 32 bf16; B: 16 column pairs x 16 tokens).
@@ -79,12 +77,32 @@ void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t 
   }
 }
 
-// Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, computed as
-// to_float does, then rounded) form a table; each element is a lookup of its nibble (vpermw).
+// unpack_scales_mins (avx512_common.h) in one 128-bit register: the same four 32-bit words, each
+// built from the packed words by shuffles and per-lane shifts, without the round trip through
+// general registers (whose inserts back into a vector cost the shuffle port this loop lives on).
+// Reads 16 bytes: the 12 packed ones and 4 of the quants after them (same block).
+inline __m128i unpack_scales_mins_vector(const uint8_t* packed) {
+  const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // u0 u1 u2 -
+  const __m128i x = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));                // u0 u2 u1 u2
+  const __m128i y = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));                // u0 u0 u1 u1
+  // Words 0 and 2: scales 0-3 and mins 0-3 (low 6 bits of u0, u1).
+  const __m128i low = _mm_and_si128(x, _mm_set1_epi32(0x3f3f3f3f));
+  // Words 1 and 3: scales / mins 4-7, low 4 bits from u2 (its low / high nibbles) and the top
+  // two bits of u0 / u1.
+  const __m128i nibbles = _mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)), _mm_set1_epi32(0x0f0f0f0f));
+  const __m128i top = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(y, 6), _mm_set1_epi32(0x03030303)), 4);
+  return _mm_blend_epi32(low, _mm_or_si128(nibbles, top), 0b1010);
+}
+
+// Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, as to_float
+// computes them, then rounded) form a table; each element is a lookup of its nibble (vpermw).
 // The 32 bytes of a sub-block pair hold sub-block 2p in their low nibbles and 2p + 1 in the high
-// ones, so one vcvtne2ps2bf16 makes both tables (entries 0-15 and 16-31) and the high nibbles
-// index the upper half. The per-sub-block factors are broadcast from memory (load ports) rather
-// than shuffled out of a register: the shuffle port is this loop's bottleneck.
+// ones, so one vcvtne2ps2bf16 makes both tables: 2p + 1's in entries 0-15 (indexed by the high
+// nibble, byte >> 4), 2p's in 16-31 (index (byte & 15) | 16, one vpternlog). dl * q - ml is one
+// FMA with the same rounding as to_float's multiply then subtract: d (fp16, 11 significant bits)
+// times a 6-bit scale, times a 4-bit q, is exact in fp32, so only the subtraction rounds. The
+// per-sub-block factors are broadcast from memory (load ports): this loop is bound by the two
+// vector ports, and broadcasting from a register would take one of them.
 void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride) {
   const auto* b = reinterpret_cast<const BlockQ4_K*>(row);
   const __m512 q_values = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -92,7 +110,7 @@ void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t 
   const __m512i upper_table = _mm512_set1_epi16(16);
   alignas(32) float dl[8], ml[8];
   for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += 8 * chunk_stride) {
-    const __m128i scales_mins = unpack_scales_mins(b[i].scales);
+    const __m128i scales_mins = unpack_scales_mins_vector(b[i].scales);
     const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scales_mins));
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)));
     _mm256_store_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), scales));
@@ -101,12 +119,11 @@ void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t 
     for (int pair = 0; pair < 4; ++pair) {
       const int j = 2 * pair;
       const __m512i bytes = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs + 32 * pair)));
-      const __m512 low_values = _mm512_sub_ps(_mm512_mul_ps(q_values, _mm512_set1_ps(dl[j])), _mm512_set1_ps(ml[j]));
-      const __m512 high_values =
-          _mm512_sub_ps(_mm512_mul_ps(q_values, _mm512_set1_ps(dl[j + 1])), _mm512_set1_ps(ml[j + 1]));
-      const __m512i tables = to_bf16(low_values, high_values);
-      const __m512i low_index = _mm512_and_si512(bytes, low_nibble);
-      const __m512i high_index = _mm512_or_si512(_mm512_srli_epi16(bytes, 4), upper_table);
+      const __m512 low_values = _mm512_fmsub_ps(q_values, _mm512_set1_ps(dl[j]), _mm512_set1_ps(ml[j]));
+      const __m512 high_values = _mm512_fmsub_ps(q_values, _mm512_set1_ps(dl[j + 1]), _mm512_set1_ps(ml[j + 1]));
+      const __m512i tables = to_bf16(high_values, low_values);
+      const __m512i low_index = _mm512_ternarylogic_epi32(bytes, low_nibble, upper_table, 0xEA);  // (a & b) | c
+      const __m512i high_index = _mm512_srli_epi16(bytes, 4);
       _mm512_storeu_si512(out + j * chunk_stride, _mm512_permutexvar_epi16(low_index, tables));
       _mm512_storeu_si512(out + (j + 1) * chunk_stride, _mm512_permutexvar_epi16(high_index, tables));
     }
@@ -176,12 +193,37 @@ constexpr int64_t kPassStepElems = 2 * kTileElems;        // both strips' tiles 
 constexpr int64_t kSpanCols = 256;                        // a multiple of every block size
 constexpr int kTileFloats = kTileRows * kTileTokens;                     // one accumulator
 
+using RowDequantizer = void (*)(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride);
+
+// The span's columns of n_rows rows into tile order, with the row dequantizer known at compile
+// time: one call per span rather than one (through the type switch) per row and span, which
+// cost as much as a Q4_K row's work.
+template <RowDequantizer Dequantize>
+void dequantize_rows_in_tile_order(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t span, uint16_t* out) {
+  for (int r = 0; r < n_rows; ++r) {
+    Dequantize(w + r * w_row_bytes, span, out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep,
+               kPassStepElems);
+  }
+}
+
 void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int n_rows,
                      int64_t c0, int64_t span, uint16_t* out, std::vector<float>& scratch) {
-  const size_t byte_offset = static_cast<size_t>(c0 / traits.block_size) * traits.block_bytes;
-  for (int r = 0; r < n_rows; ++r) {
-    uint16_t* row_out = out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep;
-    dequantize_row(type, traits, w + r * w_row_bytes + byte_offset, span, row_out, kPassStepElems, scratch);
+  const uint8_t* first = w + static_cast<size_t>(c0 / traits.block_size) * traits.block_bytes;
+  switch (type) {
+    case DType::kQ8_0:
+      dequantize_rows_in_tile_order<dequantize_q8_0>(first, w_row_bytes, n_rows, span, out);
+      break;
+    case DType::kQ4_K:
+      dequantize_rows_in_tile_order<dequantize_q4_k>(first, w_row_bytes, n_rows, span, out);
+      break;
+    case DType::kQ6_K:
+      dequantize_rows_in_tile_order<dequantize_q6_k>(first, w_row_bytes, n_rows, span, out);
+      break;
+    default:
+      for (int r = 0; r < n_rows; ++r) {
+        uint16_t* row_out = out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep;
+        dequantize_row(type, traits, first + r * w_row_bytes, span, row_out, kPassStepElems, scratch);
+      }
   }
   // A short last strip: the tile still reads 16 rows, so the rest are zeros.
   const int padded = n_rows > kTileRows ? 2 * kTileRows : kTileRows;
@@ -300,6 +342,7 @@ struct PassContext {
   int64_t n_tokens;
   int64_t y_stride;
   int64_t span_cols;            // columns dequantized at a time
+  bool first_pass;              // the product's first pass (nothing prefetched for it)
   uint16_t* span_buffer;        // span_cols / kColumnStep * kPassStepElems
   float* saved;                 // 4 accumulators per group pair, when they do not fit the tiles
   std::vector<float>* scratch;  // to_float output of the fallback dequantizer
@@ -309,15 +352,49 @@ struct PassContext {
 // With up to two token groups the accumulators stay in the tile registers for the whole pass;
 // with more, each span saves and reloads them per group pair (8 tile moves per 32 products at
 // 2 x 2), which is far cheaper than dequantizing the strips again per group pair.
+// Asks for the weight bytes [begin, end) of n_rows rows (each w_row_bytes apart) in the cache.
+void prefetch_rows(const uint8_t* w, size_t w_row_bytes, int n_rows, size_t begin, size_t end, int hint) {
+  for (int r = 0; r < n_rows; ++r) {
+    const char* row = reinterpret_cast<const char*>(w + r * w_row_bytes);
+    for (size_t b = begin; b < end; b += 64) {
+      if (hint == _MM_HINT_T0) {
+        _mm_prefetch(row + b, _MM_HINT_T0);
+      } else {
+        _mm_prefetch(row + b, _MM_HINT_T1);
+      }
+    }
+  }
+}
+
 template <int S>
-void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, float* y) {
+void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, const uint8_t* next_w, int next_rows,
+                   float* y) {
   const int64_t n_groups = (ctx.n_tokens + kTileTokens - 1) / kTileTokens;
   const int64_t n_pairs = (n_groups + 1) / 2;
   const int64_t group_elems = ctx.n_cols * kTileTokens;
   const bool resident = n_pairs == 1;
   const bool two_groups = n_groups > 1;
+  const auto n_spans = static_cast<size_t>((ctx.n_cols + ctx.span_cols - 1) / ctx.span_cols);
   for (int64_t c0 = 0; c0 < ctx.n_cols; c0 += ctx.span_cols) {
     const int64_t span = std::min(ctx.span_cols, ctx.n_cols - c0);
+    // A pass reads its rows a span at a time: 32 short strided pieces the hardware prefetchers do
+    // not anticipate, so without help every span waits for DRAM (olmoe-shaped Q4_K_M pp64: 120
+    // t/s without, 146 with). The next pass's rows are one contiguous block: each span asks for
+    // its share of that block (into L2), a whole pass ahead; the first pass of a product has
+    // nothing ahead of it, so it also asks for its own next span.
+    const auto bytes_before = [&](int64_t col) {
+      return static_cast<size_t>(col / ctx.traits->block_size) * ctx.traits->block_bytes;
+    };
+    if (ctx.first_pass && c0 + span < ctx.n_cols) {
+      prefetch_rows(w, ctx.w_row_bytes, n_rows, bytes_before(c0 + span),
+                    bytes_before(std::min(ctx.n_cols, c0 + span + ctx.span_cols)), _MM_HINT_T0);
+    }
+    if (next_w != nullptr) {
+      const size_t block = static_cast<size_t>(next_rows) * ctx.w_row_bytes;
+      const size_t share = (block + n_spans - 1) / static_cast<size_t>(n_spans);
+      const size_t from = std::min(block, static_cast<size_t>(c0 / ctx.span_cols) * share);
+      prefetch_rows(next_w + from, 0, 1, 0, std::min(share, block - from), _MM_HINT_T1);
+    }
     dequantize_span(ctx.type, *ctx.traits, w, ctx.w_row_bytes, n_rows, c0, span, ctx.span_buffer, *ctx.scratch);
     for (int64_t pair = 0; pair < n_pairs; ++pair) {
       const int64_t g0 = 2 * pair;
@@ -405,14 +482,18 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
   const int64_t span_cols = kSpanCols;
   span_buffer.resize(static_cast<size_t>(span_cols / kColumnStep * kPassStepElems));
   saved.resize(static_cast<size_t>(n_pairs * 4 * kTileFloats));
-  const PassContext ctx{type,      traits, w_row_bytes, n_cols, packed_x, n_tokens, y_stride, span_cols,
-                        span_buffer.data(), saved.data(), &scratch};
+  PassContext ctx{type,      traits, w_row_bytes, n_cols,   packed_x,           n_tokens,
+                  y_stride,  span_cols, true,        span_buffer.data(), saved.data(), &scratch};
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPairRows) {
+    ctx.first_pass = r0 == row_begin;
     const int n_rows = static_cast<int>(std::min<int64_t>(kPairRows, row_end - r0));
+    const int64_t next = r0 + kPairRows;
+    const uint8_t* next_w = next < row_end ? w + next * w_row_bytes : nullptr;
+    const int next_rows = static_cast<int>(std::min<int64_t>(kPairRows, std::max<int64_t>(0, row_end - next)));
     if (n_rows > kTileRows) {
-      multiply_pass<2>(ctx, w + r0 * w_row_bytes, n_rows, y + r0);
+      multiply_pass<2>(ctx, w + r0 * w_row_bytes, n_rows, next_w, next_rows, y + r0);
     } else {
-      multiply_pass<1>(ctx, w + r0 * w_row_bytes, n_rows, y + r0);
+      multiply_pass<1>(ctx, w + r0 * w_row_bytes, n_rows, next_w, next_rows, y + r0);
     }
   }
 }
