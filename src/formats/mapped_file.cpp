@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 
@@ -67,12 +68,19 @@ MappedFile::~MappedFile() {
 
 bool populate_read(std::span<const uint8_t> bytes) {
   if (bytes.empty()) return true;
+  // The whole range is about to be read and kept: ask for 2 MiB folios where the page cache
+  // still has to read it (ext4 maps those with one TLB entry). Expert rows are read in scattered
+  // pieces; with 4 KiB pages the kernel lab's cold decode ran 20% slower on TLB walks. Advisory:
+  // failure changes nothing.
+  const auto page_size = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first_page = reinterpret_cast<uintptr_t>(bytes.data()) / page_size * page_size;
+  ::madvise(reinterpret_cast<void*>(first_page), reinterpret_cast<uintptr_t>(bytes.data()) - first_page + bytes.size(),
+            MADV_HUGEPAGE);
 #ifdef MADV_POPULATE_READ
   if (::madvise(const_cast<uint8_t*>(bytes.data()), bytes.size(), MADV_POPULATE_READ) == 0) return true;
 #endif
-  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   volatile uint8_t sink = 0;
-  for (size_t offset = 0; offset < bytes.size(); offset += page) sink = sink + bytes[offset];
+  for (size_t offset = 0; offset < bytes.size(); offset += page_size) sink = sink + bytes[offset];
   return false;
 }
 
