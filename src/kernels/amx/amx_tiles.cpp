@@ -11,6 +11,7 @@
 #include "core/aligned_vector.h"
 #include "core/check.h"
 #include "kernels/amx/amx_tiles.h"
+#include "kernels/avx512/avx512_common.h"
 #include "kernels/blocks.h"
 #include "kernels/kernels.h"
 
@@ -18,6 +19,7 @@ namespace moe::kernels::tiles::amx {
 
 namespace {
 
+using avx512::unpack_scales_mins;
 
 // The tile shapes, fixed for the thread's lifetime: every tile is 16 rows of 64 bytes
 // (C: 16 x 16 fp32; A: 16 weight rows x 32 bf16; B: 16 column pairs x 16 tokens).
@@ -77,23 +79,6 @@ void dequantize_q8_0(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t 
   }
 }
 
-// unpack_scales_mins (avx512_common.h) in one 128-bit register: the same four 32-bit words, each
-// built from the packed words by shuffles and per-lane shifts, without the round trip through
-// general registers (whose inserts back into a vector cost the shuffle port this loop lives on).
-// Reads 16 bytes: the 12 packed ones and 4 of the quants after them (same block).
-inline __m128i unpack_scales_mins_vector(const uint8_t* packed) {
-  const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // u0 u1 u2 -
-  const __m128i x = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));                // u0 u2 u1 u2
-  const __m128i y = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));                // u0 u0 u1 u1
-  // Words 0 and 2: scales 0-3 and mins 0-3 (low 6 bits of u0, u1).
-  const __m128i low = _mm_and_si128(x, _mm_set1_epi32(0x3f3f3f3f));
-  // Words 1 and 3: scales / mins 4-7, low 4 bits from u2 (its low / high nibbles) and the top
-  // two bits of u0 / u1.
-  const __m128i nibbles = _mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)), _mm_set1_epi32(0x0f0f0f0f));
-  const __m128i top = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(y, 6), _mm_set1_epi32(0x03030303)), 4);
-  return _mm_blend_epi32(low, _mm_or_si128(nibbles, top), 0b1010);
-}
-
 // Q4_K: a sub-block's 16 possible values dl * q - ml (dl = d * scale, ml = dmin * min, as to_float
 // computes them, then rounded) form a table; each element is a lookup of its nibble (vpermw).
 // The 32 bytes of a sub-block pair hold sub-block 2p in their low nibbles and 2p + 1 in the high
@@ -110,7 +95,7 @@ void dequantize_q4_k(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t 
   const __m512i upper_table = _mm512_set1_epi16(16);
   alignas(32) float dl[8], ml[8];
   for (int64_t i = 0; i < n_cols / kQK_K; ++i, out += 8 * chunk_stride) {
-    const __m128i scales_mins = unpack_scales_mins_vector(b[i].scales);
+    const __m128i scales_mins = unpack_scales_mins(b[i].scales);
     const __m256 scales = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(scales_mins));
     const __m256 mins = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8)));
     _mm256_store_ps(dl, _mm256_mul_ps(_mm256_set1_ps(_cvtsh_ss(b[i].d)), scales));

@@ -55,18 +55,22 @@ inline void prefetch_next_tile_slice(const uint8_t* next_tile, size_t tile_bytes
 }
 
 // Unpacks the 12 bytes of 6-bit scales and mins of a Q4_K/Q5_K super-block into scales 0..7
-// (bytes 0..7) and mins 0..7 (bytes 8..15) with a few 32-bit operations (what ggml's
-// get_scale_min_k4 does one value at a time).
+// (bytes 0..7) and mins 0..7 (bytes 8..15) (what ggml's get_scale_min_k4 does one value at a
+// time), inside one 128-bit register: each output word is built from the packed words u0 u1 u2
+// by shuffles and per-lane shifts, with no round trip through general registers (whose inserts
+// back into a vector cost the shuffle port the K-quant loops are bound by). Reads 16 bytes: the
+// 12 packed ones and the 4 after them (the block's quants).
 inline __m128i unpack_scales_mins(const uint8_t* packed) {
-  constexpr uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, packed, 12);
-  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);
-  const uint32_t mins_low = u[1] & kLow6;
-  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);
-  u[2] = mins_low;
-  u[0] &= kLow6;
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+  const __m128i u = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed));  // u0 u1 u2 -
+  const __m128i x = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));                // u0 u2 u1 u2
+  const __m128i y = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));                // u0 u0 u1 u1
+  // Words 0 and 2: scales 0-3 and mins 0-3, the low 6 bits of u0 and u1.
+  const __m128i low = _mm_and_si128(x, _mm_set1_epi32(0x3f3f3f3f));
+  // Words 1 and 3: scales / mins 4-7, low 4 bits from u2 (its low / high nibbles), top two bits
+  // from the top of u0 / u1.
+  const __m128i nibbles = _mm_and_si128(_mm_srlv_epi32(x, _mm_setr_epi32(0, 0, 0, 4)), _mm_set1_epi32(0x0f0f0f0f));
+  const __m128i top = _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(y, 6), _mm_set1_epi32(0x03030303)), 4);
+  return _mm_blend_epi32(low, _mm_or_si128(nibbles, top), 0b1010);
 }
 
 // Writes the horizontal sums of the R x T accumulators to y[t * y_stride + r].
