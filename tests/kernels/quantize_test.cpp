@@ -176,6 +176,27 @@ TEST_P(ConversionTest, SimdEqualsScalarBitForBit) {
   }
 }
 
+// The Q8_K scale takes its sign from the first element of largest magnitude: a block whose
+// largest magnitude appears as -3 before +3 (and one the other way round, and one with a NaN)
+// must quantize the same on every ISA.
+TEST(Q8KActivation, TiesAndNaNMatchScalar) {
+  constexpr int64_t kQK_K = 256;  // Q8_K block
+  const TypeTraits& ref = *type_traits(DType::kQ8_K, Isa::kScalar);
+  std::vector<float> x = gaussian(3 * kQK_K, 5, 0.5f);
+  x[40] = -3.0f;
+  x[200] = 3.0f;
+  x[kQK_K + 17] = 3.0f;
+  x[kQK_K + 18] = -3.0f;
+  x[2 * kQK_K + 3] = std::nanf("");
+  std::vector<uint8_t> want(row_bytes(ref, x.size()));
+  ref.from_float_activation(x.data(), want.data(), static_cast<int64_t>(x.size()));
+  for (Isa isa : available_isas()) {
+    std::vector<uint8_t> got(want.size());
+    type_traits(DType::kQ8_K, isa)->from_float_activation(x.data(), got.data(), static_cast<int64_t>(x.size()));
+    EXPECT_EQ(got, want) << isa_name(isa);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTypes, ConversionTest,
                          ::testing::Values(DType::kF32, DType::kF16, DType::kBF16, DType::kQ4_0,
                                            DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,

@@ -1,5 +1,7 @@
 // AVX-512 float-type dots (F32, F16 with tiles in both of llama.cpp's orders, see SumOrder;
 // BF16 with vdpbf16ps) and the Q8 activation quantizers.
+#include <cstring>
+
 #include "kernels/avx512/avx512_common.h"
 #include "kernels/avx512/avx512_kernels.h"
 #include "kernels/blocks.h"
@@ -192,6 +194,46 @@ void from_float_activation_q8_1(const float* src, void* dst, int64_t n) {
     const int sum = _mm512_reduce_add_epi32(quantize_q8_block(src, b[i].qs, &d));
     b[i].d = fp32_to_fp16(d);
     b[i].s = fp32_to_fp16(d * static_cast<float>(sum));
+  }
+}
+
+// Q8_K activations (the K-quant dots' input, quantized once per layer input), exactly as the
+// scalar from_float_q8_k: the scale comes from the first element of largest magnitude (its sign
+// included), products round to nearest even like ggml's nearest_int (cvtps2dq in the default
+// rounding mode; a NaN gives 0 through the int8 truncation, as nearest_int's bit trick does), and
+// bsums add the stored int8 values.
+void from_float_activation_q8_k(const float* src, void* dst, int64_t n) {
+  auto* b = static_cast<BlockQ8_K*>(dst);
+  constexpr int kChunks = kQK_K / 16;
+  for (int64_t i = 0; i < n / kQK_K; ++i, src += kQK_K) {
+    __m512 amax_lanes = _mm512_setzero_ps();
+    for (int c = 0; c < kChunks; ++c) amax_lanes = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(src + 16 * c)), amax_lanes);
+    const float amax = _mm512_reduce_max_ps(amax_lanes);
+    std::memset(b[i].bsums, 0, sizeof(b[i].bsums));
+    if (amax == 0.0f) {
+      b[i].d = 0;
+      std::memset(b[i].qs, 0, kQK_K);
+      continue;
+    }
+    float max = 0.0f;
+    for (int c = 0; c < kChunks; ++c) {
+      const __mmask16 at_max =
+          _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(src + 16 * c)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (at_max != 0) {
+        max = src[16 * c + __builtin_ctz(at_max)];
+        break;
+      }
+    }
+    const float iscale = -127.f / max;
+    const __m512 scale = _mm512_set1_ps(iscale);
+    for (int c = 0; c < kChunks; ++c) {
+      const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(scale, _mm512_loadu_ps(src + 16 * c))),
+                                         _mm512_set1_epi32(127));
+      const __m128i bytes = _mm512_cvtepi32_epi8(q);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(b[i].qs + 16 * c), bytes);
+      b[i].bsums[c] = static_cast<int16_t>(_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(bytes)));
+    }
+    b[i].d = 1 / iscale;
   }
 }
 

@@ -37,6 +37,7 @@ double exp_sub_sum_groups(float* x, int64_t n, float max_value);
 void swiglu_groups(const float* gate, const float* up, float* out, int64_t n);
 
 void from_float_activation_q8_0(const float* src, void* dst, int64_t n);
+void from_float_activation_q8_k(const float* src, void* dst, int64_t n);
 void from_float_activation_q8_1(const float* src, void* dst, int64_t n);
 
 }  // namespace moe::kernels::avx512

@@ -39,6 +39,9 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
     case DType::kQ8_1:
       t.from_float_activation = from_float_activation_q8_1;
       break;
+    case DType::kQ8_K:
+      t.from_float_activation = from_float_activation_q8_k;
+      break;
     case DType::kQ4_K:
       t.vec_dot = vec_dot_q4_k_q8_k;
       t.vec_dot_tile = tile_q4_k_q8_k;
