@@ -7,6 +7,7 @@
 
 #include "core/check.h"
 #include "kernels/fp16.h"
+#include "kernels/kernels.h"
 #include "kernels/ops.h"
 #include "model/blocks.h"
 
@@ -169,22 +170,33 @@ void round_to_f16(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = kernels::fp16_to_fp32(kernels::fp32_to_fp16(x[i]));
 }
 
-// Attention of one absorbed query head over cached latent rows [0, n_pos) (`keys`, as float):
-// scores against the whole row, weighted sum of the rows' first kv_rank values into `out`.
-void attend_latent(const LayerContext& ctx, const MlaDims& d, const float* q, const float* keys, int64_t n_pos,
-                   float* out, std::vector<float>& scores) {
-  scores.resize(static_cast<size_t>(n_pos));
-  for (int64_t p = 0; p < n_pos; ++p) {
-    const float* k = keys + p * d.row;
-    float dot = 0.0f;
-    for (int64_t i = 0; i < d.row; ++i) dot += q[i] * k[i];
-    scores[static_cast<size_t>(p)] = dot * ctx.hp.kq_scale;
+// Attention of n_heads absorbed query heads of one token (`q`, consecutive rows) over cached
+// latent rows [0, n_pos) (`keys`, as float): scores against the whole row, then the weighted sum
+// of the rows' first kv_rank values into `out` (one kv_rank row per head). The heads share every
+// key row: the scores are one product with the heads as columns (the F32 kernels, each dot in
+// vec_dot's order), and the weighted sum walks the rows once, adding each into every head's
+// output (per output element the same sum over positions, in position order, as head by head).
+void attend_latent(const LayerContext& ctx, const MlaDims& d, const float* q, int64_t n_heads, const float* keys,
+                   int64_t n_pos, float* out, std::vector<float>& scores) {
+  scores.resize(static_cast<size_t>(n_heads * n_pos));
+  const kernels::TypeTraits& f32 = *kernels::type_traits(DType::kF32);
+  const size_t row_bytes = static_cast<size_t>(d.row) * sizeof(float);
+  kernels::matmul_rows(f32, reinterpret_cast<const uint8_t*>(keys), row_bytes, d.row,
+                       reinterpret_cast<const uint8_t*>(q), row_bytes, n_heads, scores.data(), n_pos, 0, n_pos,
+                       kernels::SumOrder::kVecDot);
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* s = scores.data() + h * n_pos;
+    for (int64_t p = 0; p < n_pos; ++p) s[p] *= ctx.hp.kq_scale;
+    kernels::softmax(s, n_pos);
+    // With an F16 cache ggml multiplies V by the probabilities rounded to f16; do the same.
+    if (ctx.kv.type() == KvType::kF16) round_to_f16(s, n_pos);
   }
-  kernels::softmax(scores.data(), n_pos);
-  // With an F16 cache ggml multiplies V by the probabilities rounded to f16; do the same.
-  if (ctx.kv.type() == KvType::kF16) round_to_f16(scores.data(), n_pos);
-  std::fill(out, out + d.kv_rank, 0.0f);
-  for (int64_t p = 0; p < n_pos; ++p) kernels::axpy(scores[static_cast<size_t>(p)], keys + p * d.row, out, d.kv_rank);
+  std::fill(out, out + n_heads * d.kv_rank, 0.0f);
+  for (int64_t p = 0; p < n_pos; ++p) {
+    for (int64_t h = 0; h < n_heads; ++h) {
+      kernels::axpy(scores[static_cast<size_t>(h * n_pos + p)], keys + p * d.row, out + h * d.kv_rank, d.kv_rank);
+    }
+  }
 }
 
 // Returns the attention output in latent space (n_tokens, n_head, kv_rank) after storing this
@@ -202,12 +214,19 @@ std::vector<float> attend(LayerContext& ctx, int layer, const MlaDims& d, std::v
   // ggml converts Q to the cache type before the K.Q product.
   if (ctx.kv.type() == KvType::kF16) round_to_f16(absorbed.data(), static_cast<int64_t>(absorbed.size()));
   std::vector<float> out(static_cast<size_t>(n_t * d.n_head * d.kv_rank));
-  ctx.pool.parallel_for(n_t * d.n_head, 1, [&](int64_t begin, int64_t end) {
+  // Work items: a token's heads, split so a single token (decode) still spreads over the pool.
+  const int64_t split = n_t >= ctx.pool.size() ? 1 : std::min<int64_t>(d.n_head, ctx.pool.size());
+  const int64_t heads_per_item = (d.n_head + split - 1) / split;
+  ctx.pool.parallel_for(n_t * split, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> scores;
     for (int64_t item = begin; item < end; ++item) {
-      const int64_t t = item / d.n_head;
-      attend_latent(ctx, d, absorbed.data() + item * d.row, keys.data(), ctx.pos0 + t + 1,
-                    out.data() + item * d.kv_rank, scores);
+      const int64_t t = item / split;
+      const int64_t h0 = item % split * heads_per_item;
+      const int64_t n_heads = std::min(heads_per_item, d.n_head - h0);
+      if (n_heads <= 0) continue;
+      const int64_t first = t * d.n_head + h0;
+      attend_latent(ctx, d, absorbed.data() + first * d.row, n_heads, keys.data(), ctx.pos0 + t + 1,
+                    out.data() + first * d.kv_rank, scores);
     }
   });
   return out;
