@@ -326,9 +326,8 @@ struct PassContext {
   const uint16_t* packed_x;
   int64_t n_tokens;
   int64_t y_stride;
-  int64_t span_cols;            // columns dequantized at a time
   bool first_pass;              // the product's first pass (nothing prefetched for it)
-  uint16_t* span_buffer;        // span_cols / kColumnStep * kPassStepElems
+  uint16_t* span_buffer;        // kSpanCols / kColumnStep * kPassStepElems
   float* saved;                 // 4 accumulators per group pair, when they do not fit the tiles
   std::vector<float>* scratch;  // to_float output of the fallback dequantizer
 };
@@ -359,9 +358,9 @@ void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, const u
   const int64_t group_elems = ctx.n_cols * kTileTokens;
   const bool resident = n_pairs == 1;
   const bool two_groups = n_groups > 1;
-  const auto n_spans = static_cast<size_t>((ctx.n_cols + ctx.span_cols - 1) / ctx.span_cols);
-  for (int64_t c0 = 0; c0 < ctx.n_cols; c0 += ctx.span_cols) {
-    const int64_t span = std::min(ctx.span_cols, ctx.n_cols - c0);
+  const auto n_spans = static_cast<size_t>((ctx.n_cols + kSpanCols - 1) / kSpanCols);
+  for (int64_t c0 = 0; c0 < ctx.n_cols; c0 += kSpanCols) {
+    const int64_t span = std::min(kSpanCols, ctx.n_cols - c0);
     // A pass reads its rows a span at a time: 32 short strided pieces the hardware prefetchers do
     // not anticipate, so without help every span waits for DRAM (olmoe-shaped Q4_K_M pp64: 120
     // t/s without, 146 with). The next pass's rows are one contiguous block: each span asks for
@@ -372,12 +371,12 @@ void multiply_pass(const PassContext& ctx, const uint8_t* w, int n_rows, const u
     };
     if (ctx.first_pass && c0 + span < ctx.n_cols) {
       prefetch_rows(w, ctx.w_row_bytes, n_rows, bytes_before(c0 + span),
-                    bytes_before(std::min(ctx.n_cols, c0 + span + ctx.span_cols)), _MM_HINT_T0);
+                    bytes_before(std::min(ctx.n_cols, c0 + span + kSpanCols)), _MM_HINT_T0);
     }
     if (next_w != nullptr) {
       const size_t block = static_cast<size_t>(next_rows) * ctx.w_row_bytes;
       const size_t share = (block + n_spans - 1) / static_cast<size_t>(n_spans);
-      const size_t from = std::min(block, static_cast<size_t>(c0 / ctx.span_cols) * share);
+      const size_t from = std::min(block, static_cast<size_t>(c0 / kSpanCols) * share);
       prefetch_rows(next_w + from, 0, 1, 0, std::min(share, block - from), _MM_HINT_T1);
     }
     dequantize_span(ctx.type, *ctx.traits, w, ctx.w_row_bytes, n_rows, c0, span, ctx.span_buffer, *ctx.scratch);
@@ -464,11 +463,10 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
   thread_local AlignedVector<float> saved;
   thread_local std::vector<float> scratch;
   const int64_t n_pairs = ((n_tokens + kTileTokens - 1) / kTileTokens + 1) / 2;
-  const int64_t span_cols = kSpanCols;
-  span_buffer.resize(static_cast<size_t>(span_cols / kColumnStep * kPassStepElems));
+  span_buffer.resize(static_cast<size_t>(kSpanCols / kColumnStep * kPassStepElems));
   saved.resize(static_cast<size_t>(n_pairs * 4 * kTileFloats));
   PassContext ctx{type,      traits, w_row_bytes, n_cols,   packed_x,           n_tokens,
-                  y_stride,  span_cols, true,        span_buffer.data(), saved.data(), &scratch};
+                  y_stride,  true,   span_buffer.data(), saved.data(), &scratch};
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kPairRows) {
     ctx.first_pass = r0 == row_begin;
     const int n_rows = static_cast<int>(std::min<int64_t>(kPairRows, row_end - r0));
