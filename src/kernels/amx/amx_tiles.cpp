@@ -178,17 +178,17 @@ constexpr int64_t kPassStepElems = 2 * kTileElems;        // both strips' tiles 
 constexpr int64_t kSpanCols = 256;                        // a multiple of every block size
 constexpr int kTileFloats = kTileRows * kTileTokens;                     // one accumulator
 
+// Where pass row r's 32 columns of the span's first k-step go (each later k-step kPassStepElems on).
+constexpr int64_t tile_order_offset(int r) { return (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep; }
+
 using RowDequantizer = void (*)(const uint8_t* row, int64_t n_cols, uint16_t* out, int64_t chunk_stride);
 
 // The span's columns of n_rows rows into tile order, with the row dequantizer known at compile
-// time: one call per span rather than one (through the type switch) per row and span, which
-// cost as much as a Q4_K row's work.
+// time: the type switch is taken once per span, not once per row (kernel lab, Q4_K at 8 tokens:
+// ~155 -> ~146 us).
 template <RowDequantizer Dequantize>
 void dequantize_rows_in_tile_order(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t span, uint16_t* out) {
-  for (int r = 0; r < n_rows; ++r) {
-    Dequantize(w + r * w_row_bytes, span, out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep,
-               kPassStepElems);
-  }
+  for (int r = 0; r < n_rows; ++r) Dequantize(w + r * w_row_bytes, span, out + tile_order_offset(r), kPassStepElems);
 }
 
 void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes, int n_rows,
@@ -206,15 +206,14 @@ void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, siz
       break;
     default:
       for (int r = 0; r < n_rows; ++r) {
-        uint16_t* row_out = out + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep;
-        dequantize_row(type, traits, first + r * w_row_bytes, span, row_out, kPassStepElems, scratch);
+        dequantize_row(type, traits, first + r * w_row_bytes, span, out + tile_order_offset(r), kPassStepElems, scratch);
       }
   }
   // A short last strip: the tile still reads 16 rows, so the rest are zeros.
   const int padded = n_rows > kTileRows ? 2 * kTileRows : kTileRows;
   for (int64_t k = 0; k < span / kColumnStep; ++k) {
     for (int r = n_rows; r < padded; ++r) {
-      std::memset(out + k * kPassStepElems + (r / kTileRows) * kTileElems + (r % kTileRows) * kColumnStep, 0,
+      std::memset(out + k * kPassStepElems + tile_order_offset(r), 0,
                   kColumnStep * sizeof(uint16_t));
     }
   }
