@@ -40,6 +40,7 @@ CpuFeatures detect() {
     // AMX: EDX bit 22 (AMX-BF16) and bit 24 (AMX-TILE); XCR0 bits 17-18 (TILECFG, TILEDATA).
     const bool os_amx = (xcr0 & 0x60000) == 0x60000;
     f.amx_bf16 = os_amx && f.avx512f && (edx & (1u << 22)) && (edx & (1u << 24));
+    f.amx_int8 = os_amx && f.avx512f && (edx & (1u << 25)) && (edx & (1u << 24));  // AMX-INT8, AMX-TILE
   }
   if (__get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) {
     f.avx512bf16 = f.avx512f && (eax & bit_AVX512BF16);
@@ -53,6 +54,8 @@ CpuFeatures detect() {
   }
   // Our tile kernels convert to bf16 with AVX-512 BF16 instructions.
   f.amx_bf16 = f.amx_bf16 && f.avx512bf16;
+  // The int8 tile kernels prepare operands and scale results with AVX-512 BW / VNNI.
+  f.amx_int8 = f.amx_int8 && f.avx512bw && f.avx512vnni;
   return f;
 }
 

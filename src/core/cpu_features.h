@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx512vnni = false;
   bool avx512bf16 = false;
   bool amx_bf16 = false;  // AMX tiles with bf16 products, and XCR0 enables tile state
+  bool amx_int8 = false;  // AMX tiles with int8 products, and XCR0 enables tile state
 };
 
 // Returns the features of the running CPU, detected on first call. Setting the environment

@@ -10,6 +10,7 @@
 
 #include "core/aligned_vector.h"
 #include "core/check.h"
+#include "kernels/amx/amx_common.h"
 #include "kernels/amx/amx_tiles.h"
 #include "kernels/avx512/avx512_common.h"
 #include "kernels/blocks.h"
@@ -20,28 +21,6 @@ namespace moe::kernels::tiles::amx {
 namespace {
 
 using avx512::unpack_scales_mins;
-
-// The tile shapes, fixed for the thread's lifetime: every tile is 16 rows of 64 bytes
-// (C: 16 x 16 fp32; A: 16 weight rows x 32 bf16; B: 16 column pairs x 16 tokens).
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-void configure_tiles_once() {
-  thread_local bool configured = false;
-  if (configured) return;
-  TileConfig config;
-  for (int i = 0; i < 8; ++i) {
-    config.rows[i] = 16;
-    config.colsb[i] = 64;
-  }
-  _tile_loadconfig(&config);
-  configured = true;
-}
 
 // 32 floats to 32 bf16 (nearest even), in order.
 inline __m512i to_bf16(__m512 lo, __m512 hi) { return (__m512i)_mm512_cvtne2ps_pbh(hi, lo); }
@@ -219,31 +198,9 @@ void dequantize_span(DType type, const TypeTraits& traits, const uint8_t* w, siz
   }
 }
 
-// out[j][i] = in[i][j] for a 16 x 16 fp32 tile: an accumulator holds weight rows x tokens, and y
-// wants each token's outputs together (one 64-byte store per token instead of 16 scalar ones).
-inline void transpose_16x16(const __m512 in[16], __m512 out[16]) {
-  __m512 a[16], b[16];
-  for (int i = 0; i < 8; ++i) {  // 32-bit interleave of row pairs
-    a[2 * i] = _mm512_unpacklo_ps(in[2 * i], in[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(in[2 * i], in[2 * i + 1]);
-  }
-  for (int j = 0; j < 4; ++j) {  // 64-bit: each 128-bit lane now holds a transposed 4 x 4 block
-    b[4 * j + 0] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0x44);
-    b[4 * j + 1] = _mm512_shuffle_ps(a[4 * j], a[4 * j + 2], 0xEE);
-    b[4 * j + 2] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0x44);
-    b[4 * j + 3] = _mm512_shuffle_ps(a[4 * j + 1], a[4 * j + 3], 0xEE);
-  }
-  for (int m = 0; m < 4; ++m) {  // 128-bit lanes: lane L of b[4j + m] goes to out[4L + m], slot j
-    const __m512 u0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);
-    const __m512 u1 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);
-    const __m512 u2 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
-    const __m512 u3 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
-    out[m] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-    out[4 + m] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-    out[8 + m] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-    out[12 + m] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-  }
-}
+// (transpose_16x16, amx_common.h: an accumulator holds weight rows x tokens, and y wants each
+// token's outputs together, one 64-byte store per token instead of 16 scalar ones.)
+
 // Accumulator tiles: C tile 2s + g holds strip s times token group g (S strips, G groups, each
 // 1 or 2); A (strips) use tiles 4 / 5, B (token groups) 6 / 7. Saved accumulators are laid out
 // the same way, 4 x kTileFloats per group pair.
@@ -454,7 +411,7 @@ void dequantize_rows_bf16(DType type, const uint8_t* w, size_t w_row_bytes, int 
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint16_t* packed_x,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
   MOE_CHECK(n_cols % kColumnStep == 0);
-  configure_tiles_once();
+  use_tile_shape(TileShape::kFullRows);
   const TypeTraits* traits = type_traits(type);
   MOE_CHECK(traits != nullptr && traits->to_float != nullptr);
   constexpr int kPairRows = 2 * kTileRows;  // two strips per pass

@@ -1,0 +1,120 @@
+// Dispatch and scalar references of the int8 tile products (kernels/tile_int8.h).
+#include "kernels/tile_int8.h"
+
+#include <cmath>
+
+#include "core/check.h"
+#include "core/cpu_features.h"
+#include "kernels/amx/amx_int8.h"
+#include "kernels/blocks.h"
+#include "kernels/fp16.h"
+#include "kernels/quant_tables.h"
+#include "kernels/tile_gemm.h"
+
+namespace moe::kernels::int8_tiles {
+
+bool available() {
+  // tiles::available() asks Linux for the tile state (once per process), which both units share.
+  static const bool kAvailable = cpu_features().amx_int8 && tiles::available();
+  return kAvailable;
+}
+
+bool supports(DType type) { return type == DType::kQ8_0 || type == DType::kQ4_K || type == DType::kQ6_K; }
+
+int64_t min_tokens(DType type) { return type == DType::kQ6_K ? 6 : 4; }
+
+void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
+            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  MOE_CHECK(available() && supports(type));
+  MOE_CHECK(n_cols % (type == DType::kQ8_0 ? kQK8_0 : kQK_K) == 0 && n_tokens >= 0 && row_begin <= row_end);
+  if (n_tokens == 0 || row_begin == row_end) return;
+  amx::matmul(type, w, w_row_bytes, n_cols, x, x_row_bytes, n_tokens, y, y_stride, row_begin, row_end);
+}
+
+namespace ref {
+
+namespace {
+
+float dot_q8_0(const BlockQ8_0* w, const BlockQ8_0* x, int64_t n_blocks) {
+  float acc = 0;
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    int32_t sum = 0;
+    for (int k = 0; k < kQK8_0; ++k) sum += int32_t{w[i].qs[k]} * x[i].qs[k];
+    acc = std::fmaf(static_cast<float>(sum), fp16_to_fp32(w[i].d) * fp16_to_fp32(x[i].d), acc);
+  }
+  return acc;
+}
+
+// Element e of a Q4_K super-block: its 4-bit quant.
+int q4_k_quant(const BlockQ4_K& b, int e) {
+  const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
+  return e % 64 < 32 ? byte & 0x0f : byte >> 4;
+}
+
+float dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  float acc = 0;
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    int32_t sum = 0, mins = 0;
+    for (int j = 0; j < kQK_K / 32; ++j) {
+      uint8_t scale = 0, min = 0;
+      scale_min_k4(j, w[i].scales, &scale, &min);
+      int32_t sub = 0;
+      for (int e = 32 * j; e < 32 * j + 32; ++e) sub += q4_k_quant(w[i], e) * x[i].qs[e];
+      sum += scale * sub;
+      mins += min * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
+    }
+    acc = std::fmaf(static_cast<float>(sum), fp16_to_fp32(w[i].d) * x[i].d, acc);
+    acc = std::fmaf(-static_cast<float>(mins), fp16_to_fp32(w[i].dmin) * x[i].d, acc);
+  }
+  return acc;
+}
+
+// Element e of a Q6_K super-block: its quant minus 32 (ggml's dequantize_row_q6_K layout).
+int q6_k_quant(const BlockQ6_K& b, int e) {
+  const int half = e / 128, c = e % 128 / 32, l = e % 32;
+  const uint8_t ql = b.ql[64 * half + l + 32 * (c % 2)];
+  const int low = c < 2 ? ql & 0x0f : ql >> 4;
+  const int high = (b.qh[32 * half + l] >> (2 * c)) & 3;
+  return (low | high << 4) - 32;
+}
+
+float dot_q6_k(const BlockQ6_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+  float acc = 0;
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    int32_t sum = 0;
+    for (int e = 0; e < kQK_K; ++e) sum += w[i].scales[e / 16] * q6_k_quant(w[i], e) * x[i].qs[e];
+    acc = std::fmaf(static_cast<float>(sum), fp16_to_fp32(w[i].d) * x[i].d, acc);
+  }
+  return acc;
+}
+
+}  // namespace
+
+void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
+            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  MOE_CHECK(supports(type));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = w + r * w_row_bytes;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const uint8_t* xt = x + t * x_row_bytes;
+      float& out = y[t * y_stride + r];
+      switch (type) {
+        case DType::kQ8_0:
+          out = dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), reinterpret_cast<const BlockQ8_0*>(xt),
+                         n_cols / kQK8_0);
+          break;
+        case DType::kQ4_K:
+          out = dot_q4_k(reinterpret_cast<const BlockQ4_K*>(row), reinterpret_cast<const BlockQ8_K*>(xt),
+                         n_cols / kQK_K);
+          break;
+        default:
+          out = dot_q6_k(reinterpret_cast<const BlockQ6_K*>(row), reinterpret_cast<const BlockQ8_K*>(xt),
+                         n_cols / kQK_K);
+      }
+    }
+  }
+}
+
+}  // namespace ref
+
+}  // namespace moe::kernels::int8_tiles

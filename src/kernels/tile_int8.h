@@ -1,0 +1,52 @@
+// Batched products on the CPU's matrix unit (Intel AMX) in int8, from the activations llama.cpp's
+// CPU backend makes (rows of Q8_0 / Q8_K blocks, as matmul_rows takes them).
+//
+// Why: the bf16 tile products (tile_gemm.h) are fast but round activations to bf16, so their
+// logits drift from llama.cpp's and a near-tie expert choice can flip. These keep llama.cpp's
+// quantized activations and compute every block's integer dot product exactly, as ggml does;
+// only the float steps after it (one fma per block and output, in block order) differ from
+// ggml's 8-lane sums, in the last bits. The tile unit multiplies int8 only, so a weight block's
+// integer scales are folded into the tile operands in small digits whose products stay 8-bit:
+//   Q8_0: the quants themselves (one 32-column tile product per block, scaled per block);
+//   Q4_K: q * (scale & 7) and q * (scale >> 3), two products recombined as lo + 8 * hi;
+//   Q6_K: (q - 32) * digit for the four base-4 digits of scale + 128, recombined likewise.
+// Each recombination is exact integer arithmetic, so a super-block's sum is the integer ggml's
+// kernels form before converting it to float.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "formats/dtype.h"
+
+namespace moe::kernels::int8_tiles {
+
+inline constexpr int kStripRows = 16;   // weight rows per tile product
+inline constexpr int kGroupTokens = 16;  // tokens per tile product
+
+// Returns whether the CPU has AMX-INT8 (with AVX-512 BW/VNNI) and the kernel let this process
+// use the tile registers. Cached.
+bool available();
+
+// Returns whether products with weights of `type` have an int8 tile kernel: Q8_0, Q4_K, Q6_K.
+bool supports(DType type);
+
+// Returns the fewest tokens from which a product with `type` weights is faster here than on the
+// int8 dot kernels (kernels.h); bench/kernel_lab "prefill_int8/".
+int64_t min_tokens(DType type);
+
+// y[t * y_stride + r] = dot(row r of W, row t of X) for r in [row_begin, row_end), t < n_tokens:
+// W of `type` (rows w_row_bytes apart), X rows in type's vec_dot_type (x_row_bytes apart).
+// Each output is the sum over blocks, in block order, of fma(float(exact integer block sum),
+// d_w * d_x, acc) (and for Q4_K the mins term, fma(-float(sum of min * bsum), dmin_w * d_x, acc)),
+// bit-identical to ref::matmul.
+void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
+            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
+
+namespace ref {
+// Scalar reference of matmul: the same integer block sums and float steps, one output at a time.
+void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
+            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
+}  // namespace ref
+
+}  // namespace moe::kernels::int8_tiles
