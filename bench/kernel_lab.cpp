@@ -19,6 +19,7 @@
 #include "core/cpu_features.h"
 #include "kernels/kernels.h"
 #include "kernels/tile_gemm.h"
+#include "kernels/tile_int8.h"
 
 namespace {
 
@@ -158,6 +159,46 @@ void bm_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t n_tok
                                                 benchmark::Counter::kIsRate);
 }
 
+// The same product on the tile unit in int8 (kernels/tile_int8.h), from the quantized activations
+// matmul_rows takes (packed inside each call, as it is in the model). Checked bit-exact against
+// its scalar reference first.
+void bm_int8_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t n_tokens, bool cold) {
+  if (!moe::kernels::int8_tiles::available()) {
+    state.SkipWithError("no AMX-INT8 on this CPU");
+    return;
+  }
+  const TypeTraits& wt = *moe::kernels::type_traits(type);
+  const TypeTraits& xt = *moe::kernels::type_traits(wt.vec_dot_type);
+  const Problem p = make_problem(wt, xt, n_rows, n_tokens, cold);
+  const int64_t check_rows = 32;
+  std::vector<float> y(n_rows * n_tokens), want(y.size());
+  moe::kernels::int8_tiles::matmul(type, p.weights.data(), p.w_row_bytes, kCols, p.x.data(), p.x_row_bytes, n_tokens,
+                                   y.data(), n_rows, 0, check_rows);
+  moe::kernels::int8_tiles::ref::matmul(type, p.weights.data(), p.w_row_bytes, kCols, p.x.data(), p.x_row_bytes,
+                                        n_tokens, want.data(), n_rows, 0, check_rows);
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    for (int64_t r = 0; r < check_rows; ++r) {
+      if (y[t * n_rows + r] != want[t * n_rows + r]) {
+        state.SkipWithError("int8 tiles disagree with their reference");
+        return;
+      }
+    }
+  }
+  const size_t matrix_bytes = p.w_row_bytes * n_rows;
+  int64_t m = 0;
+  for (auto _ : state) {
+    moe::kernels::int8_tiles::matmul(type, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, p.x.data(),
+                                     p.x_row_bytes, n_tokens, y.data(), n_rows, 0, n_rows);
+    benchmark::DoNotOptimize(y.data());
+    m = (m + 1) % p.n_matrices;
+  }
+  const auto iterations = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * iterations / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * iterations / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
 // The tile path's first half alone: weight rows dequantized to bf16 strips (32 rows at a time, as
 // tiles::matmul does), no products. GWeights/s counts weights converted per second.
 void bm_dequantize_bf16(benchmark::State& state, DType type, int64_t n_rows) {
@@ -196,9 +237,16 @@ void register_prefill() {
       benchmark::RegisterBenchmark(("prefill/tiles/" + suffix).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, false)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(0.3);
+      benchmark::RegisterBenchmark(("prefill/amx_int8/" + suffix).c_str(), bm_int8_tiles, type, kOlmoeRows, n_tokens,
+                                   false)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
       // Weights from DRAM, as experts come during a prefill (each read once per micro-batch).
       const std::string cold = std::string(moe::dtype_name(type)) + "/tokens:" + std::to_string(n_tokens) + "/cold";
       benchmark::RegisterBenchmark(("prefill/tiles/" + cold).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, true)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
+      benchmark::RegisterBenchmark(("prefill/amx_int8/" + cold).c_str(), bm_int8_tiles, type, kOlmoeRows, n_tokens, true)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(0.3);
     }

@@ -13,6 +13,7 @@
 #include "kernel_test_util.h"
 #include "kernels/blocks.h"
 #include "kernels/fp16.h"
+#include "kernels/tile_gemm.h"
 
 namespace moe::kernels::test {
 namespace {
@@ -113,6 +114,35 @@ TEST_P(Int8TileTypes, ReferenceAgreesWithTheDotKernels) {
 
 INSTANTIATE_TEST_SUITE_P(Types, Int8TileTypes, ::testing::Values(DType::kQ8_0, DType::kQ4_K, DType::kQ6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The two tile units configure the tiles differently (Q8_0's int8 products take 32-column
+// tiles): one thread alternating between them must get each product right every time.
+TEST(Int8Tiles, AlternatingWithTheBf16TilesOnOneThread) {
+  if (!int8_tiles::available() || !tiles::available()) GTEST_SKIP() << "no AMX-INT8 and AMX-BF16 on this CPU";
+  const int64_t n_cols = 256, n_rows = 16, n_tokens = 8;
+  const std::vector<uint8_t> w = random_weight_rows(DType::kQ8_0, n_rows, n_cols, 21);
+  const size_t w_rb = row_bytes(*type_traits(DType::kQ8_0), n_cols);
+  const std::vector<uint8_t> x = activation_rows(DType::kQ8_0, n_tokens, n_cols, 22);
+  const std::vector<float> xf = gaussian(n_tokens * n_cols, 23);
+  std::vector<const float*> rows;
+  for (int64_t t = 0; t < n_tokens; ++t) rows.push_back(xf.data() + t * n_cols);
+  std::vector<uint16_t> packed(tiles::packed_size(n_tokens, n_cols));
+  tiles::pack_activations(rows.data(), n_tokens, n_cols, 0, n_cols, packed.data());
+  std::vector<float> int8_want(static_cast<size_t>(n_rows * n_tokens)), bf16_want(int8_want.size());
+  int8_tiles::ref::matmul(DType::kQ8_0, w.data(), w_rb, n_cols, x.data(), x.size() / n_tokens, n_tokens,
+                          int8_want.data(), n_rows, 0, n_rows);
+  tiles::ref::matmul(DType::kQ8_0, w.data(), w_rb, n_cols, xf.data(), n_tokens, bf16_want.data(), n_rows, 0, n_rows);
+  for (int round = 0; round < 3; ++round) {
+    std::vector<float> got(int8_want.size());
+    int8_tiles::matmul(DType::kQ8_0, w.data(), w_rb, n_cols, x.data(), x.size() / n_tokens, n_tokens, got.data(),
+                       n_rows, 0, n_rows);
+    ASSERT_EQ(got, int8_want) << "round " << round;
+    tiles::matmul(DType::kQ8_0, w.data(), w_rb, n_cols, packed.data(), n_tokens, got.data(), n_rows, 0, n_rows);
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], bf16_want[i], 1e-3f * (1.0f + std::fabs(bf16_want[i]))) << "round " << round << " output " << i;
+    }
+  }
+}
 
 TEST(Int8Tiles, SupportsExactlyTheTypesWithKernels) {
   EXPECT_TRUE(int8_tiles::supports(DType::kQ8_0));

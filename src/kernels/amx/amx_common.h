@@ -9,7 +9,6 @@
 #include <cstdint>
 
 namespace moe::kernels::tiles::amx {
-namespace {
 
 // The tile shapes a kernel runs with. Tiles 0-3 are accumulators (16 x 16 int32 / fp32), 4-5
 // hold weights (A), 6-7 activations (B).
@@ -18,31 +17,13 @@ enum class TileShape {
   kHalfRows,   // A 16 rows of 32 bytes, B 8 rows of 64 bytes: int8 k-steps of 32 (one Q8_0 block)
 };
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
 // Loads the configuration for `shape` unless this thread's tiles already have it (a reload
-// zeroes every tile, so kernels set it at their start and keep nothing across calls).
-inline void use_tile_shape(TileShape shape) {
-  thread_local int current = -1;
-  if (current == static_cast<int>(shape)) return;
-  TileConfig config;
-  for (int i = 0; i < 8; ++i) {
-    config.rows[i] = 16;
-    config.colsb[i] = 64;
-  }
-  if (shape == TileShape::kHalfRows) {
-    config.colsb[4] = config.colsb[5] = 32;
-    config.rows[6] = config.rows[7] = 8;
-  }
-  _tile_loadconfig(&config);
-  current = static_cast<int>(shape);
-}
+// zeroes every tile, so kernels set it at their start and keep nothing across calls). One
+// definition (amx_tiles.cpp) for every translation unit: the shape a thread's tiles have is one
+// fact, whichever kernel set it.
+void use_tile_shape(TileShape shape);
+
+namespace {
 
 // out[j][i] = in[i][j] for a 16 x 16 matrix of 32-bit values (held as fp32 registers).
 inline void transpose_16x16(const __m512 in[16], __m512 out[16]) {

@@ -20,6 +20,38 @@ namespace moe::kernels::tiles::amx {
 
 namespace {
 
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+}  // namespace
+
+void use_tile_shape(TileShape shape) {
+  thread_local int current = -1;
+  if (current == static_cast<int>(shape)) return;
+  TileConfig config;
+  for (int i = 0; i < 8; ++i) {
+    config.rows[i] = 16;
+    config.colsb[i] = 64;
+  }
+  if (shape == TileShape::kHalfRows) {
+    config.colsb[4] = config.colsb[5] = 32;
+    config.rows[6] = config.rows[7] = 8;
+  }
+  // GCC 12's _tile_loadconfig tells the compiler it reads only the first 8 bytes of the config,
+  // so without this barrier the row and column stores above are dropped as dead (the tiles are
+  // then unconfigured and the first tile instruction faults).
+  asm volatile("" : : "r"(&config) : "memory");
+  _tile_loadconfig(&config);
+  current = static_cast<int>(shape);
+}
+
+namespace {
+
 using avx512::unpack_scales_mins;
 
 // 32 floats to 32 bf16 (nearest even), in order.
