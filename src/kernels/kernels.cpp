@@ -9,6 +9,7 @@
 #include "core/check.h"
 #include "core/cpu_features.h"
 #include "kernels/kernel_table.h"
+#include "kernels/tile_int8.h"
 
 namespace moe::kernels {
 
@@ -101,6 +102,13 @@ void matmul_rows(const TypeTraits& traits, const uint8_t* w, size_t w_row_bytes,
                  int64_t row_begin, int64_t row_end, SumOrder order) {
   MOE_CHECK(traits.vec_dot != nullptr);
   MOE_CHECK(n_cols % traits.block_size == 0);
+  if (order == SumOrder::kTileBlocks) {
+    if (int8_tiles::available() && int8_tiles::supports(traits.type)) {
+      return int8_tiles::matmul(traits.type, w, w_row_bytes, n_cols, x, x_row_bytes, n_tokens, y, y_stride, row_begin,
+                                row_end);
+    }
+    order = SumOrder::kVecDot;
+  }
   auto* const tile = order == SumOrder::kBatched && traits.vec_dot_tile_batched != nullptr
                          ? traits.vec_dot_tile_batched
                          : traits.vec_dot_tile;

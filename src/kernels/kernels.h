@@ -59,7 +59,11 @@ struct TypeTraits {
 // token, llamafile's sgemm for a batch whose shapes it takes. For the quantized types both sum
 // blocks in order and agree; for F32/F16 (weights, and attention over an F16/F32 KV cache) they
 // differ in the last bits, which is enough to change greedy tokens of a Q8_0 model.
-enum class SumOrder { kVecDot, kBatched };
+//
+// kTileBlocks is ours, not llama.cpp's: the int8 tile unit (tile_int8.h) forms the same exact
+// integer sum per block and adds it with one fma per block and output. matmul_rows takes it for
+// the types and token counts int8_tiles covers and falls back to kVecDot elsewhere.
+enum class SumOrder { kVecDot, kBatched, kTileBlocks };
 
 // Returns the order llama.cpp's AVX-512 backend takes for an (n_rows, n_cols) F32/F16 matrix
 // times n_tokens vectors that are already in its vec_dot_type: sgemm needs at least two tokens,

@@ -1,7 +1,10 @@
 // Dispatch and scalar references of the int8 tile products (kernels/tile_int8.h).
 #include "kernels/tile_int8.h"
 
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/check.h"
 #include "core/cpu_features.h"
@@ -18,6 +21,24 @@ bool available() {
   static const bool kAvailable = cpu_features().amx_int8 && tiles::available();
   return kAvailable;
 }
+
+namespace {
+
+bool enabled_by_environment() {
+  const char* env = std::getenv("MOE_INT8_TILES");
+  return env == nullptr || std::strcmp(env, "0") != 0;
+}
+
+std::atomic<bool>& switch_state() {
+  static std::atomic<bool> on{enabled_by_environment()};
+  return on;
+}
+
+}  // namespace
+
+bool enabled() { return switch_state().load(std::memory_order_relaxed) && available(); }
+
+void set_enabled(bool on) { switch_state().store(on, std::memory_order_relaxed); }
 
 bool supports(DType type) { return type == DType::kQ8_0 || type == DType::kQ4_K || type == DType::kQ6_K; }
 

@@ -28,6 +28,12 @@ inline constexpr int kGroupTokens = 16;  // tokens per tile product
 // use the tile registers. Cached.
 bool available();
 
+// Returns whether the model should use these products: available() and not switched off (by
+// set_enabled(false) or MOE_INT8_TILES=0). On by default: the logits stay within float rounding
+// of llama.cpp's; switched off, batches take the dot kernels and llama.cpp's exact bits.
+bool enabled();
+void set_enabled(bool on);
+
 // Returns whether products with weights of `type` have an int8 tile kernel: Q8_0, Q4_K, Q6_K.
 bool supports(DType type);
 

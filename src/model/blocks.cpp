@@ -10,6 +10,7 @@
 #include "kernels/fp16.h"
 #include "kernels/ops.h"
 #include "kernels/tile_gemm.h"
+#include "kernels/tile_int8.h"
 #include "model/attention.h"
 
 namespace moe::model {
@@ -68,6 +69,17 @@ kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_t
                                       : kernels::llama_cpp_sum_order(n_rows, n_cols, n_tokens);
 }
 
+bool int8_tiles_allowed() { return kernels::int8_tiles::enabled() && !BatchInvariantSums::active(); }
+
+bool use_int8_tiles(const Tensor& w, int64_t n_tokens) {
+  return kernels::int8_tiles::supports(w.type) && n_tokens >= kernels::int8_tiles::min_tokens(w.type);
+}
+
+kernels::SumOrder plain_matmul_order(const Tensor& w, int64_t n_tokens) {
+  if (int8_tiles_allowed() && use_int8_tiles(w, n_tokens)) return kernels::SumOrder::kTileBlocks;
+  return plain_matmul_order(w.n_rows(), w.n_cols(), n_tokens);
+}
+
 bool use_tiles(const Tensor& w, int64_t n_tokens) {
   return n_tokens >= kernels::tiles::min_tokens(w.type) && kernels::tiles::enabled() && !BatchInvariantSums::active() &&
          kernels::tiles::recommended(w.type) && w.n_cols() % kernels::tiles::kColumnStep == 0;
@@ -109,7 +121,7 @@ void matmul_f32(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
   }
   const ConvertedRows rows = convert_rows(pool, *w.traits, x, n_tokens, w.n_cols(), buffer);
   // A plain mul_mat in llama.cpp: sgemm's order for batches it takes (matters for F32/F16).
-  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), plain_matmul_order(w.n_rows(), w.n_cols(), n_tokens));
+  matmul(pool, w, 0, rows, n_tokens, y, w.n_rows(), plain_matmul_order(w, n_tokens));
 }
 
 void for_each_sequence(LayerContext& ctx, const std::function<void(LayerContext&)>& block) {
@@ -164,7 +176,7 @@ void matmul_shared_input(ThreadPool& pool, std::span<const MatmulOutput> outputs
   // Orders are taken here, on the calling thread (BatchInvariantSums is per thread).
   std::vector<kernels::SumOrder> orders;
   for (const MatmulOutput& o : outputs) {
-    orders.push_back(plain_matmul_order(o.w->n_rows(), o.w->n_cols(), n_tokens));
+    orders.push_back(plain_matmul_order(*o.w, n_tokens));
   }
   for_rows_of_outputs(pool, outputs, kRowGrain, [&](const MatmulOutput& o, int64_t lo, int64_t hi) {
     const size_t i = static_cast<size_t>(&o - outputs.data());

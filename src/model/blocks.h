@@ -66,6 +66,18 @@ class BatchInvariantSums {
 // are at least kernels::tiles::min_tokens(w.type) tokens.
 bool use_tiles(const Tensor& w, int64_t n_tokens);
 
+// Returns whether products may sum on the int8 tile unit on this thread: it is on
+// (kernels::int8_tiles::enabled()) and no BatchInvariantSums is active.
+bool int8_tiles_allowed();
+
+// Returns whether a product of `w` with n_tokens tokens sums on the int8 tile unit, given that
+// int8_tiles_allowed(): its type has int8 tile kernels and the batch is big enough for them.
+bool use_int8_tiles(const Tensor& w, int64_t n_tokens);
+
+// Returns the order a plain (non-expert) product of `w` with n_tokens tokens sums in: on the int8
+// tile unit where int8_tiles_allowed() and use_int8_tiles() say so, else plain_matmul_order's.
+kernels::SumOrder plain_matmul_order(const Tensor& w, int64_t n_tokens);
+
 // Returns the order a plain (non-expert) product of that shape sums in: llama.cpp's mul_mat
 // order, or vec_dot's while a BatchInvariantSums is active.
 kernels::SumOrder plain_matmul_order(int64_t n_rows, int64_t n_cols, int64_t n_tokens);

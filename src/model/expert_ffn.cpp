@@ -157,6 +157,9 @@ struct GroupedExpertFfn::State {
   int64_t gate_chunk = 0;
   int64_t n_gate_chunks = 0;
   int64_t down_chunk_rows = kDownChunkRows;
+  // Whether groups may sum on the int8 tile unit, decided on the calling thread (BatchInvariantSums
+  // is per thread, and the tasks run on the pool's).
+  bool int8_tiles = false;
 
   State(ThreadPool& p, const ExpertFfnWeights& weights, const float* input, int64_t n_t,
         const std::vector<TokenRoute>& r, int k, ExpertFfnScratch& scratch)
@@ -194,7 +197,14 @@ struct GroupedExpertFfn::State {
     if (n_tokens <= kernels::kTileTokens) {
       down_chunk_rows = std::max(kDownChunkRows, n_embd / (4 * pool.size()) / 16 * 16);
     }
+    int8_tiles = int8_tiles_allowed();
     plan_tile_groups();
+  }
+
+  // The order a group of n tokens sums a product with `w` in: on the int8 tile unit when it is
+  // allowed and covers the type from that many tokens, else ggml's vec_dot order.
+  kernels::SumOrder order_for(const Tensor& weights, int64_t n) const {
+    return int8_tiles && use_int8_tiles(weights, n) ? kernels::SumOrder::kTileBlocks : kernels::SumOrder::kVecDot;
   }
 
   // Marks the groups that run on the tile unit and packs their inputs. Not while sums must be
@@ -254,9 +264,9 @@ struct GroupedExpertFfn::State {
     float* gate = s.gate.data() + g.first_pair * n_ff;
     float* up = s.up.data() + g.first_pair * n_ff;
     kernels::matmul_rows(*w.gate->traits, m.gate, w.gate->row_bytes, n_embd, in_gate.of(g), in_gate.row_bytes, n,
-                         gate, n_ff, r0, r1);
+                         gate, n_ff, r0, r1, order_for(*w.gate, n));
     kernels::matmul_rows(*w.up->traits, m.up, w.up->row_bytes, n_embd, in_up.of(g), in_up.row_bytes, n, up, n_ff, r0,
-                         r1);
+                         r1, order_for(*w.up, n));
     for (int64_t i = 0; i < n; ++i) {
       float* row = gate + i * n_ff;
       kernels::swiglu(row + r0, up + i * n_ff + r0, row + r0, r1 - r0);
@@ -278,8 +288,9 @@ struct GroupedExpertFfn::State {
     const uint8_t* hidden = quantize_hidden != nullptr
                                 ? s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes
                                 : reinterpret_cast<const uint8_t*>(s.gate.data() + g.first_pair * n_ff);
-    kernels::matmul_rows(*w.down->traits, m.down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes,
-                         static_cast<int64_t>(g.tokens.size()), s.down.data() + g.first_pair * n_embd, n_embd, r0, r1);
+    const auto n = static_cast<int64_t>(g.tokens.size());
+    kernels::matmul_rows(*w.down->traits, m.down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes, n,
+                         s.down.data() + g.first_pair * n_embd, n_embd, r0, r1, order_for(*w.down, n));
   }
 
   // out rows [r0, r1) of every token: the weighted sum of its slots, in slot order.

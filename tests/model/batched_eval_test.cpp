@@ -211,7 +211,7 @@ TEST_P(BatchedEval, ExpertSourceGivesTheSameLogitsAndIsAskedOncePerLayerAndStep)
 // The unbatched context would put prompts on the tile unit (bf16), which BatchEvaluator never
 // does (its sums must not depend on the batch); compare both on the same kernels.
 TEST_P(BatchedEval, MatchesTheUnbatchedContext) {
-  const moe::testing::TileSwitch exact(false);
+  const moe::testing::PrefillKernels exact(moe::testing::PrefillEngine::kDotKernels);
   const auto prompts = test_prompts();
   const std::vector<Trace> together = run_together(prompts, 5);
   for (size_t s = 0; s < prompts.size(); ++s) {

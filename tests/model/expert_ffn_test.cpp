@@ -6,10 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "kernels/ops.h"
 #include "kernels/tile_gemm.h"
+#include "kernels/tile_int8.h"
 #include "model/blocks.h"
 #include "../tile_switch.h"
 
@@ -43,17 +45,30 @@ OwnedTensor random_stack(DType type, int64_t n_cols, int64_t n_rows, int64_t n_e
   return t;
 }
 
-// One token through one expert, the way a per-expert loop computes it.
-std::vector<float> reference_expert(ThreadPool& pool, const ExpertFfnWeights& w, int e, const float* x) {
+using moe::testing::PrefillEngine;
+
+// One token through one expert, the way a per-expert loop computes it. A product the grouped
+// path runs on the int8 tile unit (its type has a kernel there and the expert's group is big
+// enough, `int8_for`) is taken there too: its outputs do not depend on the group's other tokens.
+std::vector<float> reference_expert(ThreadPool& pool, const ExpertFfnWeights& w, int e, const float* x,
+                                    const std::function<bool(const Tensor&)>& int8_for) {
   const int64_t n_embd = w.gate->n_cols();
   const int64_t n_ff = w.gate->n_rows();
   std::vector<uint8_t> buffer;
   std::vector<float> gate(static_cast<size_t>(n_ff)), up(gate.size()), down(static_cast<size_t>(n_embd));
-  matmul(pool, *w.gate, e, convert_rows(pool, *w.gate->traits, x, 1, n_embd, buffer), 1, gate.data(), n_ff);
-  matmul(pool, *w.up, e, convert_rows(pool, *w.up->traits, x, 1, n_embd, buffer), 1, up.data(), n_ff);
+  auto product = [&](const Tensor& t, const float* in, float* out) {
+    const ConvertedRows rows = convert_rows(pool, *t.traits, in, 1, t.n_cols(), buffer);
+    if (int8_for(t)) {
+      kernels::int8_tiles::matmul(t.type, t.row(0, e), t.row_bytes, t.n_cols(), rows.data, rows.row_bytes, 1, out,
+                                  t.n_rows(), 0, t.n_rows());
+    } else {
+      matmul(pool, t, e, rows, 1, out, t.n_rows());
+    }
+  };
+  product(*w.gate, x, gate.data());
+  product(*w.up, x, up.data());
   kernels::swiglu(gate.data(), up.data(), gate.data(), n_ff);
-  matmul(pool, *w.down, e, convert_rows(pool, *w.down->traits, gate.data(), 1, n_ff, buffer), 1, down.data(),
-         n_embd);
+  product(*w.down, gate.data(), down.data());
   return down;
 }
 
@@ -85,21 +100,28 @@ struct Case {
 
 class GroupedExpertFfn : public ::testing::TestWithParam<Case> {
  protected:
-  void run(bool tiles_on);
+  void run(PrefillEngine engine);
 };
 
-// Without the tile unit: the int8 / float kernels throughout, bit-identical to a per-expert loop.
-TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) { run(false); }
+// Without the tile units: the int8 / float kernels throughout, bit-identical to a per-expert loop.
+TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoop) { run(PrefillEngine::kDotKernels); }
 
-// With it: groups of at least tiles::min_tokens (of each of the three types) run on the tiles (when the types are ones the
-// tiles take), the rest on the other kernels; each must still be bit-identical to its loop.
+// With the bf16 tile unit: groups of at least tiles::min_tokens (of each of the three types) run on the tiles (when the
+// types are ones the tiles take), the rest on the other kernels; each must still be bit-identical to its loop.
 TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoopOnTiles) {
   if (!kernels::tiles::available()) GTEST_SKIP() << "no AMX-BF16 on this CPU";
-  run(true);
+  run(PrefillEngine::kBf16Tiles);
 }
 
-void GroupedExpertFfn::run(bool tiles_on) {
-  const moe::testing::TileSwitch tiles(tiles_on);
+// With the int8 tile unit: each product of a big enough group whose type it takes runs there.
+TEST_P(GroupedExpertFfn, EqualsPerTokenPerExpertLoopOnInt8Tiles) {
+  if (!kernels::int8_tiles::available()) GTEST_SKIP() << "no AMX-INT8 on this CPU";
+  run(PrefillEngine::kInt8Tiles);
+}
+
+void GroupedExpertFfn::run(PrefillEngine engine) {
+  const bool tiles_on = engine == PrefillEngine::kBf16Tiles;
+  const moe::testing::PrefillKernels kernels_for_test(engine);
   const Case c = GetParam();
   std::mt19937 rng(7);
   const int n_expert = 6;
@@ -143,12 +165,19 @@ void GroupedExpertFfn::run(bool tiles_on) {
       if (tiles_on && n_tokens == 40 && kernels::tiles::recommended(c.gate_up) && kernels::tiles::recommended(c.down)) {
         EXPECT_TRUE(on_tiles(0)) << "expert 0's group should run on the tiles";
       }
+      if (engine == PrefillEngine::kInt8Tiles && n_tokens == 40 && kernels::int8_tiles::supports(c.gate_up)) {
+        EXPECT_TRUE(use_int8_tiles(gate.tensor, group_size[0])) << "expert 0's group should run on the int8 tiles";
+      }
       for (int64_t t = 0; t < n_tokens; ++t) {
         std::vector<float> expected(static_cast<size_t>(c.n_embd), 0.0f);
         for (int slot = 0; slot < k; ++slot) {
           const int e = experts[static_cast<size_t>(t)][static_cast<size_t>(slot)];
           const float* xt = x.data() + t * c.n_embd;
-          const std::vector<float> y = on_tiles(e) ? reference_expert_on_tiles(w, e, xt) : reference_expert(pool, w, e, xt);
+          const auto int8_for = [&](const Tensor& t) {
+            return engine == PrefillEngine::kInt8Tiles && use_int8_tiles(t, group_size[static_cast<size_t>(e)]);
+          };
+          const std::vector<float> y =
+              on_tiles(e) ? reference_expert_on_tiles(w, e, xt) : reference_expert(pool, w, e, xt, int8_for);
           for (int64_t i = 0; i < c.n_embd; ++i) expected[static_cast<size_t>(i)] += y[static_cast<size_t>(i)] * weights[static_cast<size_t>(t)][static_cast<size_t>(slot)];
         }
         for (int64_t i = 0; i < c.n_embd; ++i) {
