@@ -34,7 +34,7 @@ struct BenchOptions {
   bool measure_bandwidth = true;
   StoreCliOptions store;
   int64_t token_walk = 0;
-  bool amx = false;  // --amx: prefill on the tile unit
+  KernelOptions kernels;  // --amx, --exact
 };
 
 struct BenchRecord {
@@ -262,9 +262,9 @@ CommandRunner add_bench_command(CLI::App& app) {
                   "Tokens drift: each is the previous one +- up to this many ids (0: independent random tokens)")
       ->capture_default_str();
   add_store_options(*sub, o->store);
-  add_kernel_options(*sub, o->amx);
+  add_kernel_options(*sub, o->kernels);
   return [o] {
-    apply_kernel_options(o->amx);
+    apply_kernel_options(o->kernels);
     return run_bench(*o);
   };
 }

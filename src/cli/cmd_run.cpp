@@ -43,7 +43,7 @@ struct RunOptions {
   runtime::SamplerParams sampling;
   StoreCliOptions store;
   bool print_stats = false;
-  bool amx = false;  // --amx: prefill on the tile unit
+  KernelOptions kernels;  // --amx, --exact
 };
 
 Result<std::string> read_prompt(const RunOptions& o) {
@@ -208,9 +208,9 @@ CommandRunner add_run_command(CLI::App& app) {
   sub->add_option("--system", o->system_prompt, "System message for --chat");
   add_store_stats_flag(*sub, o->print_stats);
   add_store_options(*sub, o->store);
-  add_kernel_options(*sub, o->amx);
+  add_kernel_options(*sub, o->kernels);
   return [o] {
-    apply_kernel_options(o->amx);
+    apply_kernel_options(o->kernels);
     return run(*o);
   };
 }

@@ -5,12 +5,17 @@
 
 namespace moe::cli {
 
-// Adds --amx: batched products (prompts, big expert groups) on the AMX tile unit in bf16.
-void add_kernel_options(CLI::App& app, bool& amx);
+struct KernelOptions {
+  bool amx = false;    // --amx: batched products on the AMX tile unit in bf16
+  bool exact = false;  // --exact: every product on the int8 / fp32 dot kernels (llama.cpp's bits)
+};
 
-// Applies --amx (MOE_AMX=1 in the environment does the same). Warns and keeps the int8
-// kernels when the CPU or the kernel cannot run AMX-BF16.
-void apply_kernel_options(bool amx);
+// Adds --amx and --exact.
+void add_kernel_options(CLI::App& app, KernelOptions& options);
+
+// Applies them (MOE_AMX=1 and MOE_INT8_TILES=0 in the environment do the same). Warns and keeps
+// the other kernels when the CPU or the kernel cannot run AMX-BF16.
+void apply_kernel_options(const KernelOptions& options);
 
 // Returns a one-line description of the prefill kernels in use, for benchmark output.
 const char* prefill_kernels_description();

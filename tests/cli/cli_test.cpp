@@ -7,11 +7,13 @@
 #include <cctype>
 #include <array>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "kernels/tile_int8.h"
 #include "../cli_runner.h"
 
 namespace {
@@ -214,6 +216,32 @@ TEST(CliRun, AmxFlagSwitchesThePrefillKernels) {
   }
   std::remove(exact.c_str());
   std::remove(tiles.c_str());
+}
+
+// Batches of Q8_0 / Q4_K / Q6_K weights go to the AMX-INT8 tile unit by default where the CPU has
+// one; --exact (or MOE_INT8_TILES=0) keeps every product on the dot kernels, and bench says which.
+TEST(CliRun, ExactFlagKeepsTheDotKernels) {
+  const std::string path = temp_path("exact.gguf"), flag = temp_path("flag.bin"), env = temp_path("env.bin");
+  ASSERT_EQ(moe("gen --preset small-moe --type q8_0 -q -o " + path).exit_code, 0);
+  const std::string prompt = " -p 'The quick brown fox jumps over the lazy dog' -n 0 --temp 0 --logits-out ";
+  const CommandResult by_flag = moe("run --exact -m " + path + prompt + flag);
+  setenv("MOE_INT8_TILES", "0", 1);
+  const CommandResult by_env = moe("run -m " + path + prompt + env);
+  unsetenv("MOE_INT8_TILES");
+  const CommandResult bench_default = moe("bench -m " + path + " -p 16 -n 0 -r 1 --no-bandwidth");
+  const CommandResult bench_exact = moe("bench --exact -m " + path + " -p 16 -n 0 -r 1 --no-bandwidth");
+  std::remove(path.c_str());
+  ASSERT_EQ(by_flag.exit_code, 0) << by_flag.err;
+  ASSERT_EQ(by_env.exit_code, 0) << by_env.err;
+  ASSERT_EQ(bench_default.exit_code, 0) << bench_default.err;
+  ASSERT_EQ(bench_exact.exit_code, 0) << bench_exact.err;
+  EXPECT_FALSE(slurp(flag).empty());
+  EXPECT_EQ(slurp(flag), slurp(env));
+  EXPECT_NE(bench_exact.out.find("prefill kernels: int8/fp32 dot kernels"), std::string::npos) << bench_exact.out;
+  const char* expected = moe::kernels::int8_tiles::available() ? "prefill kernels: AMX-INT8" : "prefill kernels: int8/fp32";
+  EXPECT_NE(bench_default.out.find(expected), std::string::npos) << bench_default.out;
+  std::remove(flag.c_str());
+  std::remove(env.c_str());
 }
 
 TEST(CliBench, BadListsAreErrors) {
