@@ -246,6 +246,15 @@ void register_prefill() {
       benchmark::RegisterBenchmark(("prefill/tiles/" + cold).c_str(), bm_tiles, type, kOlmoeRows, n_tokens, true)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(0.3);
+    }
+    // Where the int8 tiles take over from the dot kernels (int8_tiles::min_tokens): small groups
+    // with their weights from DRAM, as most expert groups of a short prompt.
+    for (int64_t n_tokens : {2, 3, 4, 5, 6, 8, 16, 64}) {
+      const std::string cold = std::string(moe::dtype_name(type)) + "/tokens:" + std::to_string(n_tokens) + "/cold";
+      benchmark::RegisterBenchmark(("prefill/int8/" + cold).c_str(), bm_matmul_rows, type, moe::kernels::best_isa(),
+                                   kOlmoeRows, n_tokens, true)
+          ->Unit(benchmark::kMicrosecond)
+          ->MinTime(0.3);
       benchmark::RegisterBenchmark(("prefill/amx_int8/" + cold).c_str(), bm_int8_tiles, type, kOlmoeRows, n_tokens, true)
           ->Unit(benchmark::kMicrosecond)
           ->MinTime(0.3);

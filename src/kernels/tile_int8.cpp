@@ -42,7 +42,20 @@ void set_enabled(bool on) { switch_state().store(on, std::memory_order_relaxed);
 
 bool supports(DType type) { return type == DType::kQ8_0 || type == DType::kQ4_K || type == DType::kQ6_K; }
 
-int64_t min_tokens(DType type) { return type == DType::kQ6_K ? 6 : 4; }
+// Crossovers measured with the weights coming from DRAM (bench/kernel_lab "prefill/.../cold",
+// one 2048 x 1024 matrix, one thread): Q8_0 from 4 tokens (280 vs 341 us), Q4_K from 5 (~240 vs
+// 260), Q6_K from 10 (its tiles need four digit products per k-step: 450 vs 366 us at 8, 565 vs
+// 686 at 16).
+int64_t min_tokens(DType type) {
+  switch (type) {
+    case DType::kQ8_0:
+      return 4;
+    case DType::kQ4_K:
+      return 5;
+    default:
+      return 10;
+  }
+}
 
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {

@@ -130,6 +130,15 @@ void pack_q8_k(const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n
   }
 }
 
+// ---- Weights ------------------------------------------------------------------------------------
+
+// Asks for bytes [0, n) at p in L2. A strip's rows are one contiguous block, but the kernels read
+// them a block per row at a time (16 short strided pieces), which the hardware prefetchers do not
+// anticipate: each kernel asks for the next strip while it works on this one.
+void prefetch_block(const uint8_t* p, size_t n) {
+  for (size_t offset = 0; offset < n; offset += 64) _mm_prefetch(reinterpret_cast<const char*>(p + offset), _MM_HINT_T1);
+}
+
 // ---- Results -----------------------------------------------------------------------------------
 
 // y[(t0 + t) * y_stride + r] = acc[r][t] for the strip's n_rows rows and the group's n_tok tokens.
@@ -172,9 +181,10 @@ inline void q8_0_block_product(const uint8_t* w_block, size_t w_row_bytes, const
   }
 }
 
-// A full 16-row strip (rows w_row_bytes apart) times every token group.
+// A full 16-row strip (rows w_row_bytes apart) times every token group; `next` (next_rows rows,
+// or null) is asked for in L2 meanwhile.
 void q8_0_strip(const uint8_t* w, size_t w_row_bytes, int64_t n_blocks, const Activations& a, int n_rows,
-                int64_t n_tokens, float* y, int64_t y_stride) {
+                const uint8_t* next, int next_rows, int64_t n_tokens, float* y, int64_t y_stride) {
   // The strip's weight scales, block by block (16 rows' fp16 d gathered at once).
   thread_local AlignedVector<float> d_w;
   d_w.resize(static_cast<size_t>(n_blocks * kStripRows));
@@ -183,6 +193,7 @@ void q8_0_strip(const uint8_t* w, size_t w_row_bytes, int64_t n_blocks, const Ac
                          _mm512_set1_epi32(static_cast<int>(w_row_bytes)));
   for (int64_t i = 0; i < n_blocks; ++i) {
     const __m512i raw = _mm512_i32gather_epi32(row_offsets, w + i * sizeof(BlockQ8_0), 1);
+    for (int r = 0; r < next_rows; ++r) prefetch_block(next + r * w_row_bytes + i * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
     _mm512_store_ps(d_w.data() + i * kStripRows, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw)));
   }
   alignas(64) int32_t c[2][kCFloats];
@@ -219,7 +230,10 @@ struct PreparedStrip {
   AlignedVector<int32_t> mins;
 };
 
-void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_blocks, PreparedStrip& s) {
+// The next strip's rows (next_rows of them, right after this strip's) are asked for in L2 block by
+// block as this strip's are read: one strip ahead, spread over the work.
+void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_rows, int64_t n_blocks,
+                  PreparedStrip& s) {
   s.a.resize(static_cast<size_t>(n_blocks * 8 * kTileBytes));
   s.d.resize(static_cast<size_t>(n_blocks * kStripRows));
   s.dmin.resize(s.d.size());
@@ -235,6 +249,7 @@ void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_bl
         continue;
       }
       const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(w + r * w_row_bytes)[i];
+      if (r < next_rows) prefetch_block(reinterpret_cast<const uint8_t*>(&b) + kStripRows * w_row_bytes, sizeof(b));
       const __m256i scales_mins = _mm256_cvtepu8_epi16(unpack_scales_mins(b.scales));  // 8 scales, 8 mins
       const __m512i scales = _mm512_castsi256_si512(scales_mins);
       for (int step = 0; step < 4; ++step) {
@@ -258,36 +273,28 @@ void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_bl
   }
 }
 
-// Super-block tile products into accumulators 0 / 1 (lo / hi digits), or 2 / 3 for the second
-// super-block of a round, stored to c_lo / c_hi.
-template <bool kSecond>
+// Super-block tile products into accumulators 0 (lo digits) and 1 (hi digits), stored to c_lo /
+// c_hi. The tile registers are not renamed, so a load into a register waits until the product
+// before it has read that register: two sets of operands (A 2 / 3 with B 6, A 4 / 5 with B 7)
+// let one k-step's loads run while the other's products do.
 inline void q4_k_block_products(const int8_t* a, const int8_t* b, int32_t* c_lo, int32_t* c_hi) {
-  if constexpr (!kSecond) {
-    _tile_zero(0);
-    _tile_zero(1);
-  } else {
-    _tile_zero(2);
-    _tile_zero(3);
-  }
-  for (int step = 0; step < 4; ++step) {
+  _tile_zero(0);
+  _tile_zero(1);
+  for (int step = 0; step < 4; step += 2) {
+    const int8_t* a0 = a + (step * 2) * kTileBytes;
     _tile_loadd(6, b + step * kTileBytes, 64);
-    _tile_loadd(4, a + (step * 2) * kTileBytes, 64);
-    _tile_loadd(5, a + (step * 2 + 1) * kTileBytes, 64);
-    if constexpr (!kSecond) {
-      _tile_dpbusd(0, 4, 6);
-      _tile_dpbusd(1, 5, 6);
-    } else {
-      _tile_dpbusd(2, 4, 6);
-      _tile_dpbusd(3, 5, 6);
-    }
+    _tile_loadd(2, a0, 64);
+    _tile_loadd(3, a0 + kTileBytes, 64);
+    _tile_dpbusd(0, 2, 6);
+    _tile_dpbusd(1, 3, 6);
+    _tile_loadd(7, b + (step + 1) * kTileBytes, 64);
+    _tile_loadd(4, a0 + 2 * kTileBytes, 64);
+    _tile_loadd(5, a0 + 3 * kTileBytes, 64);
+    _tile_dpbusd(0, 4, 7);
+    _tile_dpbusd(1, 5, 7);
   }
-  if constexpr (!kSecond) {
-    _tile_stored(0, c_lo, 64);
-    _tile_stored(1, c_hi, 64);
-  } else {
-    _tile_stored(2, c_lo, 64);
-    _tile_stored(3, c_hi, 64);
-  }
+  _tile_stored(0, c_lo, 64);
+  _tile_stored(1, c_hi, 64);
 }
 
 // acc[r] += float(lo + 8 hi) * (d[r] d_x) - float(sum of mins * bsums) * (dmin[r] d_x).
@@ -311,25 +318,21 @@ inline void q4_k_scale_and_add(const int32_t* c_lo, const int32_t* c_hi, const P
 
 void q4_k_strip(const PreparedStrip& s, int64_t n_blocks, const Activations& a, int n_rows, int64_t n_tokens,
                 float* y, int64_t y_stride) {
-  alignas(64) int32_t c[4][kCFloats];
+  alignas(64) int32_t c[4][kCFloats];  // two super-blocks' lo / hi sums
   for (int64_t g = 0; g < a.n_groups; ++g) {
     const auto tiles_of = [&](int64_t i) { return a.q.data() + (g * n_blocks + i) * 4 * kTileBytes; };
     const auto d_x = [&](int64_t i) { return a.d.data() + (g * n_blocks + i) * kGroupTokens; };
     const auto bsums = [&](int64_t i) { return a.bsum_pairs.data() + (g * n_blocks + i) * 4 * kGroupTokens; };
     __m512 acc[kStripRows];
     for (auto& v : acc) v = _mm512_setzero_ps();
-    // Two super-blocks per round on alternate accumulator pairs: the second one's products run
-    // while the first one is scaled.
-    int64_t i = 0;
-    for (; i + 2 <= n_blocks; i += 2) {
-      q4_k_block_products<false>(s.a.data() + i * 8 * kTileBytes, tiles_of(i), c[0], c[1]);
-      q4_k_block_products<true>(s.a.data() + (i + 1) * 8 * kTileBytes, tiles_of(i + 1), c[2], c[3]);
-      q4_k_scale_and_add(c[0], c[1], s, i, d_x(i), bsums(i), acc);
-      q4_k_scale_and_add(c[2], c[3], s, i + 1, d_x(i + 1), bsums(i + 1), acc);
-    }
-    if (i < n_blocks) {
-      q4_k_block_products<false>(s.a.data() + i * 8 * kTileBytes, tiles_of(i), c[0], c[1]);
-      q4_k_scale_and_add(c[0], c[1], s, i, d_x(i), bsums(i), acc);
+    // Super-block i + 1's products are issued before i is scaled, so the tile unit works on them
+    // while the vector units scale (their results go to the other half of c).
+    q4_k_block_products(s.a.data(), tiles_of(0), c[0], c[1]);
+    for (int64_t i = 0; i < n_blocks; ++i) {
+      int32_t* now = c[2 * (i % 2)];
+      int32_t* next = c[2 * ((i + 1) % 2)];
+      if (i + 1 < n_blocks) q4_k_block_products(s.a.data() + (i + 1) * 8 * kTileBytes, tiles_of(i + 1), next, next + kCFloats);
+      q4_k_scale_and_add(now, now + kCFloats, s, i, d_x(i), bsums(i), acc);
     }
     const int n_tok = static_cast<int>(std::min<int64_t>(kGroupTokens, n_tokens - g * kGroupTokens));
     write_outputs(acc, n_rows, n_tok, y + g * kGroupTokens * y_stride, y_stride);
@@ -341,7 +344,8 @@ void q4_k_strip(const PreparedStrip& s, int64_t n_blocks, const Activations& a, 
 // Q6_K scales are signed 8-bit: scale + 128 = 64 e3 + 16 e2 + 4 e1 + e0 with digits in 0..3, so
 // scale * (q - 32) = sum_k 4^k (q - 32) e_k - 128 (q - 32) = sum_k 4^k A_k with
 // A_k = (q - 32) e_k for k < 3 and A_3 = (q - 32) (e3 - 2), all within a signed byte (|A| <= 96).
-void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_blocks, PreparedStrip& s) {
+void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_rows, int64_t n_blocks,
+                  PreparedStrip& s) {
   s.a.resize(static_cast<size_t>(n_blocks * 16 * kTileBytes));
   s.d.resize(static_cast<size_t>(n_blocks * kStripRows));
   const __m512i m4 = _mm512_set1_epi8(0x0f);
@@ -356,6 +360,7 @@ void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int64_t n_bl
         continue;
       }
       const BlockQ6_K& b = reinterpret_cast<const BlockQ6_K*>(w + r * w_row_bytes)[i];
+      if (r < next_rows) prefetch_block(reinterpret_cast<const uint8_t*>(&b) + kStripRows * w_row_bytes, sizeof(b));
       // The quants (0..63) in element order, 64 per register (as the AVX-512 dot kernel).
       __m512i q[4];
       for (int h = 0; h < 2; ++h) {
@@ -446,31 +451,38 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
   thread_local AlignedVector<uint8_t> short_strip;
   if (type == DType::kQ8_0) {
     const int64_t n_blocks = n_cols / kQK8_0;
+    prefetch_block(w + row_begin * w_row_bytes,  // the first strip, while the activations are packed
+                   static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes);
     pack_q8_0(x, x_row_bytes, n_tokens, n_blocks, activations);
     use_tile_shape(TileShape::kHalfRows);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
       const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
+      const int next_rows = static_cast<int>(std::clamp<int64_t>(row_end - r0 - kStripRows, 0, kStripRows));
       const uint8_t* rows = w + r0 * w_row_bytes;
       if (n_rows < kStripRows) {  // the tiles read 16 rows: copy a short strip and pad it with zeros
         short_strip.assign(kStripRows * w_row_bytes, 0);
         std::memcpy(short_strip.data(), rows, n_rows * w_row_bytes);
         rows = short_strip.data();
       }
-      q8_0_strip(rows, w_row_bytes, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
+      q8_0_strip(rows, w_row_bytes, n_blocks, activations, n_rows, w + (r0 + kStripRows) * w_row_bytes, next_rows,
+                 n_tokens, y + r0, y_stride);
     }
     return;
   }
   const int64_t n_blocks = n_cols / kQK_K;
   const bool q4_k = type == DType::kQ4_K;
+  prefetch_block(w + row_begin * w_row_bytes,  // the first strip, while the activations are packed
+                 static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes);
   pack_q8_k(x, x_row_bytes, n_tokens, n_blocks, q4_k, activations);
   use_tile_shape(TileShape::kFullRows);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
+    const int next_rows = static_cast<int>(std::clamp<int64_t>(row_end - r0 - kStripRows, 0, kStripRows));
     if (q4_k) {
-      prepare_q4_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, n_blocks, strip);
+      prepare_q4_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
       q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
     } else {
-      prepare_q6_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, n_blocks, strip);
+      prepare_q6_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
       q6_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
     }
   }
