@@ -457,7 +457,7 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
     use_tile_shape(TileShape::kHalfRows);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
       const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
-      const int next_rows = static_cast<int>(std::clamp<int64_t>(row_end - r0 - kStripRows, 0, kStripRows));
+      const int next_rows = kStripRows;  // past row_end too: see kNextStripRows
       const uint8_t* rows = w + r0 * w_row_bytes;
       if (n_rows < kStripRows) {  // the tiles read 16 rows: copy a short strip and pad it with zeros
         short_strip.assign(kStripRows * w_row_bytes, 0);
@@ -477,7 +477,7 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
   use_tile_shape(TileShape::kFullRows);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
-    const int next_rows = static_cast<int>(std::clamp<int64_t>(row_end - r0 - kStripRows, 0, kStripRows));
+    const int next_rows = kStripRows;  // past row_end too: see kNextStripRows
     if (q4_k) {
       prepare_q4_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
       q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
