@@ -221,7 +221,7 @@ void bm_dequantize_bf16(benchmark::State& state, DType type, int64_t n_rows) {
 
 // Prefill-sized token counts on both engines: the int8 tiles (matmul_rows) and the tile unit.
 void register_prefill() {
-  for (DType type : {DType::kQ4_K, DType::kQ6_K, DType::kQ8_0}) {
+  for (DType type : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K, DType::kQ8_0}) {
     if (moe::kernels::tiles::available()) {
       benchmark::RegisterBenchmark(("prefill/dequant_bf16/" + std::string(moe::dtype_name(type))).c_str(),
                                    bm_dequantize_bf16, type, kOlmoeRows)

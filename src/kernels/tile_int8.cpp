@@ -40,18 +40,22 @@ bool enabled() { return switch_state().load(std::memory_order_relaxed) && availa
 
 void set_enabled(bool on) { switch_state().store(on, std::memory_order_relaxed); }
 
-bool supports(DType type) { return type == DType::kQ8_0 || type == DType::kQ4_K || type == DType::kQ6_K; }
+bool supports(DType type) {
+  return type == DType::kQ8_0 || type == DType::kQ4_K || type == DType::kQ5_K || type == DType::kQ6_K;
+}
 
 // Crossovers measured with the weights coming from DRAM (bench/kernel_lab "prefill/.../cold",
 // one 2048 x 1024 matrix, one thread): Q8_0 from 4 tokens (280 vs 341 us), Q4_K from 5 (~240 vs
-// 260), Q6_K from 10 (its tiles need four digit products per k-step: 450 vs 366 us at 8, 565 vs
-// 686 at 16).
+// 260), Q5_K from 2 (its dot kernel has no multi-token tile: 243 vs 281 us), Q6_K from 10 (its
+// tiles need four digit products per k-step: 450 vs 366 us at 8, 565 vs 686 at 16).
 int64_t min_tokens(DType type) {
   switch (type) {
     case DType::kQ8_0:
       return 4;
     case DType::kQ4_K:
       return 5;
+    case DType::kQ5_K:
+      return 2;
     default:
       return 10;
   }
@@ -85,7 +89,18 @@ int q4_k_quant(const BlockQ4_K& b, int e) {
   return e % 64 < 32 ? byte & 0x0f : byte >> 4;
 }
 
-float dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t n_blocks) {
+// Element e of a Q5_K super-block: its 4 low bits as Q4_K's, the fifth in bit 2 c + h of qh[l]
+// (e = 64 c + 32 h + l).
+int q5_k_quant(const BlockQ5_K& b, int e) {
+  const uint8_t byte = b.qs[32 * (e / 64) + e % 32];
+  const int low = e % 64 < 32 ? byte & 0x0f : byte >> 4;
+  const int bit = 2 * (e / 64) + (e % 64) / 32;
+  return low | ((b.qh[e % 32] >> bit) & 1) << 4;
+}
+
+// Q4_K and Q5_K: sum_j scale_j * (q . x over sub-block j) - the mins term, as ggml sums them.
+template <class Block, int (*Quant)(const Block&, int)>
+float dot_q4_k_or_q5_k(const Block* w, const BlockQ8_K* x, int64_t n_blocks) {
   float acc = 0;
   for (int64_t i = 0; i < n_blocks; ++i) {
     int32_t sum = 0, mins = 0;
@@ -93,7 +108,7 @@ float dot_q4_k(const BlockQ4_K* w, const BlockQ8_K* x, int64_t n_blocks) {
       uint8_t scale = 0, min = 0;
       scale_min_k4(j, w[i].scales, &scale, &min);
       int32_t sub = 0;
-      for (int e = 32 * j; e < 32 * j + 32; ++e) sub += q4_k_quant(w[i], e) * x[i].qs[e];
+      for (int e = 32 * j; e < 32 * j + 32; ++e) sub += Quant(w[i], e) * x[i].qs[e];
       sum += scale * sub;
       mins += min * (x[i].bsums[2 * j] + x[i].bsums[2 * j + 1]);
     }
@@ -138,8 +153,12 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
                          n_cols / kQK8_0);
           break;
         case DType::kQ4_K:
-          out = dot_q4_k(reinterpret_cast<const BlockQ4_K*>(row), reinterpret_cast<const BlockQ8_K*>(xt),
-                         n_cols / kQK_K);
+          out = dot_q4_k_or_q5_k<BlockQ4_K, q4_k_quant>(reinterpret_cast<const BlockQ4_K*>(row),
+                                                         reinterpret_cast<const BlockQ8_K*>(xt), n_cols / kQK_K);
+          break;
+        case DType::kQ5_K:
+          out = dot_q4_k_or_q5_k<BlockQ5_K, q5_k_quant>(reinterpret_cast<const BlockQ5_K*>(row),
+                                                         reinterpret_cast<const BlockQ8_K*>(xt), n_cols / kQK_K);
           break;
         default:
           out = dot_q6_k(reinterpret_cast<const BlockQ6_K*>(row), reinterpret_cast<const BlockQ8_K*>(xt),

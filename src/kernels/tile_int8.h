@@ -8,7 +8,7 @@
 // ggml's 8-lane sums, in the last bits. The tile unit multiplies int8 only, so a weight block's
 // integer scales are folded into the tile operands in small digits whose products stay 8-bit:
 //   Q8_0: the quants themselves (one 32-column tile product per block, scaled per block);
-//   Q4_K: q * (scale & 7) and q * (scale >> 3), two products recombined as lo + 8 * hi;
+//   Q4_K / Q5_K: q * (scale & 7) and q * (scale >> 3), two products recombined as lo + 8 * hi;
 //   Q6_K: (q - 32) * digit for the four base-4 digits of scale + 128, recombined likewise.
 // Each recombination is exact integer arithmetic, so a super-block's sum is the integer ggml's
 // kernels form before converting it to float.
@@ -34,7 +34,7 @@ bool available();
 bool enabled();
 void set_enabled(bool on);
 
-// Returns whether products with weights of `type` have an int8 tile kernel: Q8_0, Q4_K, Q6_K.
+// Returns whether products with weights of `type` have an int8 tile kernel: Q8_0, Q4_K, Q5_K, Q6_K.
 bool supports(DType type);
 
 // Returns the fewest tokens from which a product with `type` weights is faster here than on the
@@ -44,7 +44,7 @@ int64_t min_tokens(DType type);
 // y[t * y_stride + r] = dot(row r of W, row t of X) for r in [row_begin, row_end), t < n_tokens:
 // W of `type` (rows w_row_bytes apart), X rows in type's vec_dot_type (x_row_bytes apart).
 // Each output is the sum over blocks, in block order, of fma(float(exact integer block sum),
-// d_w * d_x, acc) (and for Q4_K the mins term, fma(-float(sum of min * bsum), dmin_w * d_x, acc)),
+// d_w * d_x, acc) (and for Q4_K / Q5_K the mins term, fma(-float(sum of min * bsum), dmin_w * d_x, acc)),
 // bit-identical to ref::matmul.
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);

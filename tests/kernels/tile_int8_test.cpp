@@ -40,6 +40,10 @@ std::vector<uint8_t> random_weight_rows(DType type, int64_t n_rows, int64_t n_co
         set_fp16(block + offsetof(BlockQ4_K, d));
         set_fp16(block + offsetof(BlockQ4_K, dmin));
         break;
+      case DType::kQ5_K:
+        set_fp16(block + offsetof(BlockQ5_K, d));
+        set_fp16(block + offsetof(BlockQ5_K, dmin));
+        break;
       default:
         set_fp16(block + offsetof(BlockQ6_K, d));
     }
@@ -112,7 +116,7 @@ TEST_P(Int8TileTypes, ReferenceAgreesWithTheDotKernels) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f * largest) << "output " << i;
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, Int8TileTypes, ::testing::Values(DType::kQ8_0, DType::kQ4_K, DType::kQ6_K),
+INSTANTIATE_TEST_SUITE_P(Types, Int8TileTypes, ::testing::Values(DType::kQ8_0, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // The two tile units configure the tiles differently (Q8_0's int8 products take 32-column
@@ -147,8 +151,9 @@ TEST(Int8Tiles, AlternatingWithTheBf16TilesOnOneThread) {
 TEST(Int8Tiles, SupportsExactlyTheTypesWithKernels) {
   EXPECT_TRUE(int8_tiles::supports(DType::kQ8_0));
   EXPECT_TRUE(int8_tiles::supports(DType::kQ4_K));
+  EXPECT_TRUE(int8_tiles::supports(DType::kQ5_K));
   EXPECT_TRUE(int8_tiles::supports(DType::kQ6_K));
-  EXPECT_FALSE(int8_tiles::supports(DType::kQ5_K));
+  EXPECT_FALSE(int8_tiles::supports(DType::kQ3_K));
   EXPECT_FALSE(int8_tiles::supports(DType::kF16));
 }
 

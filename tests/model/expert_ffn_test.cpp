@@ -194,6 +194,7 @@ INSTANTIATE_TEST_SUITE_P(Types, GroupedExpertFfn,
                                            Case{DType::kQ4_0, DType::kQ8_0, 64, 96},
                                            Case{DType::kQ4_K, DType::kQ6_K, 256, 512},
                                            Case{DType::kQ4_K, DType::kQ4_K, 256, 768},
+                                           Case{DType::kQ5_K, DType::kQ6_K, 256, 256},
                                            Case{DType::kF32, DType::kF32, 40, 72},
                                            Case{DType::kF16, DType::kQ8_0, 64, 96}),
                          [](const auto& info) { return "case" + std::to_string(info.index); });

@@ -232,8 +232,11 @@ struct PreparedStrip {
 
 // The next strip's rows (next_rows of them, right after this strip's) are asked for in L2 block by
 // block as this strip's are read: one strip ahead, spread over the work.
-void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_rows, int64_t n_blocks,
-                  PreparedStrip& s) {
+// Q5_K is Q4_K with a fifth bit per quant (element 64 c + 32 h + l has it in bit 2 c + h of qh[l]):
+// the same digits, with q <= 31 and q * digit <= 217 still one unsigned byte.
+template <class Block, bool kFifthBit>
+void prepare_q4_k_or_q5_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_rows, int64_t n_blocks,
+                          PreparedStrip& s) {
   s.a.resize(static_cast<size_t>(n_blocks * 8 * kTileBytes));
   s.d.resize(static_cast<size_t>(n_blocks * kStripRows));
   s.dmin.resize(s.d.size());
@@ -248,7 +251,7 @@ void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_row
         std::memset(s.mins.data() + (i * kStripRows + r) * 4, 0, 16);
         continue;
       }
-      const BlockQ4_K& b = reinterpret_cast<const BlockQ4_K*>(w + r * w_row_bytes)[i];
+      const Block& b = reinterpret_cast<const Block*>(w + r * w_row_bytes)[i];
       if (r < next_rows) prefetch_block(reinterpret_cast<const uint8_t*>(&b) + kStripRows * w_row_bytes, sizeof(b));
       const __m256i scales_mins = _mm256_cvtepu8_epi16(unpack_scales_mins(b.scales));  // 8 scales, 8 mins
       const __m512i scales = _mm512_castsi256_si512(scales_mins);
@@ -257,8 +260,14 @@ void prepare_q4_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_row
         // the high ones; each 16-bit lane multiplies both its bytes by their sub-block's digit
         // (products <= 15 * 7 fit a byte, so no carry crosses into the neighbour).
         const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * step));
-        const __m512i q = _mm512_and_si512(
+        __m512i q = _mm512_and_si512(
             _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1), low_nibbles);
+        if constexpr (kFifthBit) {
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+          const __m512i qh_pair = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+          const __m512i fifth = _mm512_and_si512(_mm512_srli_epi16(qh_pair, 2 * step), _mm512_set1_epi8(1));
+          q = _mm512_or_si512(q, _mm512_slli_epi16(fifth, 4));
+        }
         const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * step))),
                                                  _mm256_set1_epi16(static_cast<short>(2 * step + 1)), 1);
         const __m512i scale = _mm512_permutexvar_epi16(index, scales);
@@ -470,16 +479,19 @@ void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, co
     return;
   }
   const int64_t n_blocks = n_cols / kQK_K;
-  const bool q4_k = type == DType::kQ4_K;
+  const bool with_mins = type == DType::kQ4_K || type == DType::kQ5_K;  // Q4_K and Q5_K share the strip kernel
   prefetch_block(w + row_begin * w_row_bytes,  // the first strip, while the activations are packed
                  static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes);
-  pack_q8_k(x, x_row_bytes, n_tokens, n_blocks, q4_k, activations);
+  pack_q8_k(x, x_row_bytes, n_tokens, n_blocks, with_mins, activations);
   use_tile_shape(TileShape::kFullRows);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
     const int next_rows = kStripRows;  // past row_end too: see kNextStripRows
-    if (q4_k) {
-      prepare_q4_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
+    if (type == DType::kQ4_K) {
+      prepare_q4_k_or_q5_k<BlockQ4_K, false>(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
+      q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
+    } else if (type == DType::kQ5_K) {
+      prepare_q4_k_or_q5_k<BlockQ5_K, true>(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
       q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
     } else {
       prepare_q6_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
