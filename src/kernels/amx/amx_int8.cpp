@@ -181,22 +181,28 @@ inline void q8_0_block_product(const uint8_t* w_block, size_t w_row_bytes, const
   }
 }
 
-// A full 16-row strip (rows w_row_bytes apart) times every token group; `next` (next_rows rows,
-// or null) is asked for in L2 meanwhile.
-void q8_0_strip(const uint8_t* w, size_t w_row_bytes, int64_t n_blocks, const Activations& a, int n_rows,
-                const uint8_t* next, int next_rows, int64_t n_tokens, float* y, int64_t y_stride) {
-  // The strip's weight scales, block by block (16 rows' fp16 d gathered at once).
-  thread_local AlignedVector<float> d_w;
-  d_w.resize(static_cast<size_t>(n_blocks * kStripRows));
+// Block i's 16 row scales (fp16 d, w_row_bytes apart) as floats at d_w + 16 i.
+inline void gather_row_scales(const uint8_t* w, size_t w_row_bytes, int64_t i, float* d_w) {
   const __m512i row_offsets =
       _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                          _mm512_set1_epi32(static_cast<int>(w_row_bytes)));
-  for (int64_t i = 0; i < n_blocks; ++i) {
-    const __m512i raw = _mm512_i32gather_epi32(row_offsets, w + i * sizeof(BlockQ8_0), 1);
-    for (int r = 0; r < next_rows; ++r) prefetch_block(next + r * w_row_bytes + i * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
-    _mm512_store_ps(d_w.data() + i * kStripRows, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw)));
-  }
+  const __m512i raw = _mm512_i32gather_epi32(row_offsets, w + i * sizeof(BlockQ8_0), 1);
+  _mm512_store_ps(d_w + i * kStripRows, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(raw)));
+}
+
+// A full 16-row strip (rows w_row_bytes apart) times every token group; `next` (next_rows rows,
+// or null) is asked for in L2 meanwhile. The first group gathers each block's row scales right
+// after its tile loads brought those lines in (a separate pass over the strip first would take
+// every DRAM miss one gather at a time); later groups reuse them.
+void q8_0_strip(const uint8_t* w, size_t w_row_bytes, int64_t n_blocks, const Activations& a, int n_rows,
+                const uint8_t* next, int next_rows, int64_t n_tokens, float* y, int64_t y_stride) {
+  thread_local AlignedVector<float> d_w;
+  d_w.resize(static_cast<size_t>(n_blocks * kStripRows));
   alignas(64) int32_t c[2][kCFloats];
+  const auto first_touch = [&](int64_t i) {
+    gather_row_scales(w, w_row_bytes, i, d_w.data());
+    for (int r = 0; r < next_rows; ++r) prefetch_block(next + r * w_row_bytes + i * sizeof(BlockQ8_0), sizeof(BlockQ8_0));
+  };
   for (int64_t g = 0; g < a.n_groups; ++g) {
     const int8_t* b = a.q.data() + g * a.blocks_even * 8 * 64;
     const float* d_x = a.d.data() + g * n_blocks * kGroupTokens;
@@ -206,11 +212,16 @@ void q8_0_strip(const uint8_t* w, size_t w_row_bytes, int64_t n_blocks, const Ac
     for (; i + 2 <= n_blocks; i += 2) {
       q8_0_block_product<false>(w + i * sizeof(BlockQ8_0), w_row_bytes, b + i * 512, c[0]);
       q8_0_block_product<true>(w + (i + 1) * sizeof(BlockQ8_0), w_row_bytes, b + (i + 1) * 512, c[1]);
+      if (g == 0) {
+        first_touch(i);
+        first_touch(i + 1);
+      }
       scale_and_add(c[0], d_w.data() + i * kStripRows, _mm512_load_ps(d_x + i * kGroupTokens), acc);
       scale_and_add(c[1], d_w.data() + (i + 1) * kStripRows, _mm512_load_ps(d_x + (i + 1) * kGroupTokens), acc);
     }
     if (i < n_blocks) {
       q8_0_block_product<false>(w + i * sizeof(BlockQ8_0), w_row_bytes, b + i * 512, c[0]);
+      if (g == 0) first_touch(i);
       scale_and_add(c[0], d_w.data() + i * kStripRows, _mm512_load_ps(d_x + i * kGroupTokens), acc);
     }
     const int n_tok = static_cast<int>(std::min<int64_t>(kGroupTokens, n_tokens - g * kGroupTokens));
