@@ -46,8 +46,8 @@ bool supports(DType type) {
 
 // Crossovers measured with the weights coming from DRAM (bench/kernel_lab "prefill/.../cold",
 // one 2048 x 1024 matrix, one thread): Q8_0 from 2 tokens (192 vs 224 us), Q4_K from 5 (~240 vs
-// 260), Q5_K from 2 (its dot kernel has no multi-token tile: 243 vs 281 us), Q6_K from 10 (its
-// tiles need four digit products per k-step: 450 vs 366 us at 8, 565 vs 686 at 16).
+// 260), Q5_K from 2 (its dot kernel has no multi-token tile: 243 vs 281 us), Q6_K from 8 (its
+// tiles need three digit products per k-step: 358 vs 353 us at 8, 347 vs 648 at 16).
 int64_t min_tokens(DType type) {
   switch (type) {
     case DType::kQ8_0:
@@ -57,7 +57,7 @@ int64_t min_tokens(DType type) {
     case DType::kQ5_K:
       return 2;
     default:
-      return 10;
+      return 8;
   }
 }
 

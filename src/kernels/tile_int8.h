@@ -9,7 +9,8 @@
 // integer scales are folded into the tile operands in small digits whose products stay 8-bit:
 //   Q8_0: the quants themselves (one 32-column tile product per block, scaled per block);
 //   Q4_K / Q5_K: q * (scale & 7) and q * (scale >> 3), two products recombined as lo + 8 * hi;
-//   Q6_K: (q - 32) * digit for the four base-4 digits of scale + 128, recombined likewise.
+//   Q6_K: (q - 32) * digit for the three balanced base-8 digits (-3..4) of the scale, recombined
+//   likewise.
 // Each recombination is exact integer arithmetic, so a super-block's sum is the integer ggml's
 // kernels form before converting it to float.
 #pragma once

@@ -361,21 +361,35 @@ void q4_k_strip(const PreparedStrip& s, int64_t n_blocks, const Activations& a, 
 
 // ---- Q6_K --------------------------------------------------------------------------------------
 
-// Q6_K scales are signed 8-bit: scale + 128 = 64 e3 + 16 e2 + 4 e1 + e0 with digits in 0..3, so
-// scale * (q - 32) = sum_k 4^k (q - 32) e_k - 128 (q - 32) = sum_k 4^k A_k with
-// A_k = (q - 32) e_k for k < 3 and A_3 = (q - 32) (e3 - 2), all within a signed byte (|A| <= 96).
+// Q6_K scales are signed 8-bit. In balanced base 8, scale = 64 a + 8 b + c with digits in -3..4,
+// so scale * (q - 32) = sum_k 8^k A_k with A_k = (q - 32) * digit_k, each within a signed byte
+// (-32 * 4 = -128 .. -32 * -3 = 96): three products per k-step.
+constexpr int kQ6KDigits = 3;
+
+// The 16 sub-block scales' three digits as 16-bit lanes: digits[k] lane j = digit k of scale j.
+inline void q6_k_scale_digits(const int8_t* scales, __m256i digits[kQ6KDigits]) {
+  const __m256i three = _mm256_set1_epi16(3), seven = _mm256_set1_epi16(7);
+  __m256i rest = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)));
+  for (int k = 0; k < kQ6KDigits - 1; ++k) {
+    digits[k] = _mm256_sub_epi16(_mm256_and_si256(_mm256_add_epi16(rest, three), seven), three);
+    rest = _mm256_srai_epi16(_mm256_sub_epi16(rest, digits[k]), 3);
+  }
+  digits[kQ6KDigits - 1] = rest;  // -2..2 for scales in -128..127
+}
+
 void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_rows, int64_t n_blocks,
                   PreparedStrip& s) {
-  s.a.resize(static_cast<size_t>(n_blocks * 16 * kTileBytes));
+  constexpr int kTilesPerBlock = 4 * kQ6KDigits;
+  s.a.resize(static_cast<size_t>(n_blocks * kTilesPerBlock * kTileBytes));
   s.d.resize(static_cast<size_t>(n_blocks * kStripRows));
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   const __m512i m2 = _mm512_set1_epi8(3);
-  const __m512i bias_bytes = _mm512_set1_epi16(0x2020);  // 32 in both bytes of a lane
+  const __m512i low_bytes = _mm512_set1_epi16(0x00ff);
   for (int64_t i = 0; i < n_blocks; ++i) {
     for (int r = 0; r < kStripRows; ++r) {
-      int8_t* rows = s.a.data() + i * 16 * kTileBytes + r * 64;
+      int8_t* rows = s.a.data() + i * kTilesPerBlock * kTileBytes + r * 64;
       if (r >= n_rows) {
-        for (int k = 0; k < 16; ++k) _mm512_store_si512(rows + k * kTileBytes, _mm512_setzero_si512());
+        for (int k = 0; k < kTilesPerBlock; ++k) _mm512_store_si512(rows + k * kTileBytes, _mm512_setzero_si512());
         s.d[i * kStripRows + r] = 0;
         continue;
       }
@@ -392,24 +406,25 @@ void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_row
         q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
                                        _mm512_slli_epi16(_mm512_and_si512(qh23, m2), 4));
       }
-      // scale + 128 as 16-bit lanes, one sub-block (16 elements) per 128-bit quarter.
-      const __m128i biased = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales)), _mm_set1_epi8(-128));
-      const __m512i scales = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(biased));
+      __m256i digits[kQ6KDigits];
+      q6_k_scale_digits(b.scales, digits);
       for (int step = 0; step < 4; ++step) {
+        // Sub-block 4 step + L (16 elements) is 128-bit quarter L of this step's register.
         const __m512i index = _mm512_inserti64x4(
             _mm512_castsi256_si512(_mm256_set_m128i(_mm_set1_epi16(static_cast<short>(4 * step + 1)),
                                                     _mm_set1_epi16(static_cast<short>(4 * step)))),
             _mm256_set_m128i(_mm_set1_epi16(static_cast<short>(4 * step + 3)), _mm_set1_epi16(static_cast<short>(4 * step + 2))),
             1);
-        const __m512i scale = _mm512_permutexvar_epi16(index, scales);
-        for (int k = 0; k < 4; ++k) {
-          const __m512i digit = _mm512_and_si512(_mm512_srli_epi16(scale, 2 * k), _mm512_set1_epi16(3));
-          // (q - 32) e = q e - 32 e byte by byte (q e <= 189 fits a byte: no carry between lanes).
-          __m512i tile_row = _mm512_sub_epi8(_mm512_mullo_epi16(q[step], digit), _mm512_mullo_epi16(digit, bias_bytes));
-          if (k == 3) {  // (q - 32)(e3 - 2) = (q - 32) e3 - 2 q + 64
-            tile_row = _mm512_add_epi8(_mm512_sub_epi8(tile_row, _mm512_add_epi8(q[step], q[step])), _mm512_set1_epi8(64));
-          }
-          _mm512_store_si512(rows + (step * 4 + k) * kTileBytes, tile_row);
+        // q - 32 as signed 16-bit lanes, even and odd bytes apart, so a 16-bit multiply by a
+        // signed digit gives each byte's product in the low byte of its lane.
+        const __m512i centered = _mm512_sub_epi8(q[step], _mm512_set1_epi8(32));
+        const __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(centered, 8), 8);
+        const __m512i odd = _mm512_srai_epi16(centered, 8);
+        for (int k = 0; k < kQ6KDigits; ++k) {
+          const __m512i digit = _mm512_permutexvar_epi16(index, _mm512_castsi256_si512(digits[k]));
+          const __m512i tile_row = _mm512_ternarylogic_epi32(_mm512_mullo_epi16(even, digit), low_bytes,
+                                                             _mm512_slli_epi16(_mm512_mullo_epi16(odd, digit), 8), 0xEA);
+          _mm512_store_si512(rows + (step * kQ6KDigits + k) * kTileBytes, tile_row);
         }
       }
       s.d[i * kStripRows + r] = _cvtsh_ss(b.d);
@@ -417,42 +432,51 @@ void prepare_q6_k(const uint8_t* w, size_t w_row_bytes, int n_rows, int next_row
   }
 }
 
+// A super-block's products: accumulator k (0..2) sums digit k's tiles. Operands alternate between
+// two sets (A 3 / 4 / 5 with B 6, and the same A with B 7) so the next k-step's activation load
+// does not wait for this one's products.
 inline void q6_k_block_products(const int8_t* a, const int8_t* b, int32_t* c) {
   _tile_zero(0);
   _tile_zero(1);
   _tile_zero(2);
-  _tile_zero(3);
-  for (int step = 0; step < 4; ++step) {
-    const int8_t* digits = a + step * 4 * kTileBytes;
+  for (int step = 0; step < 4; step += 2) {
+    const int8_t* digits = a + step * kQ6KDigits * kTileBytes;
     _tile_loadd(6, b + step * kTileBytes, 64);
-    _tile_loadd(4, digits, 64);
-    _tile_dpbssd(0, 4, 6);
-    _tile_loadd(5, digits + kTileBytes, 64);
-    _tile_dpbssd(1, 5, 6);
-    _tile_loadd(4, digits + 2 * kTileBytes, 64);
-    _tile_dpbssd(2, 4, 6);
-    _tile_loadd(5, digits + 3 * kTileBytes, 64);
-    _tile_dpbssd(3, 5, 6);
+    _tile_loadd(3, digits, 64);
+    _tile_dpbssd(0, 3, 6);
+    _tile_loadd(4, digits + kTileBytes, 64);
+    _tile_dpbssd(1, 4, 6);
+    _tile_loadd(5, digits + 2 * kTileBytes, 64);
+    _tile_dpbssd(2, 5, 6);
+    digits += kQ6KDigits * kTileBytes;
+    _tile_loadd(7, b + (step + 1) * kTileBytes, 64);
+    _tile_loadd(3, digits, 64);
+    _tile_dpbssd(0, 3, 7);
+    _tile_loadd(4, digits + kTileBytes, 64);
+    _tile_dpbssd(1, 4, 7);
+    _tile_loadd(5, digits + 2 * kTileBytes, 64);
+    _tile_dpbssd(2, 5, 7);
   }
   _tile_stored(0, c, 64);
   _tile_stored(1, c + kCFloats, 64);
   _tile_stored(2, c + 2 * kCFloats, 64);
-  _tile_stored(3, c + 3 * kCFloats, 64);
 }
 
 void q6_k_strip(const PreparedStrip& s, int64_t n_blocks, const Activations& a, int n_rows, int64_t n_tokens,
                 float* y, int64_t y_stride) {
-  alignas(64) int32_t c[4 * kCFloats];
+  alignas(64) int32_t c[kQ6KDigits * kCFloats];
   alignas(64) int32_t sums[kCFloats];
   for (int64_t g = 0; g < a.n_groups; ++g) {
     __m512 acc[kStripRows];
     for (auto& v : acc) v = _mm512_setzero_ps();
     for (int64_t i = 0; i < n_blocks; ++i) {
       const int64_t gb = g * n_blocks + i;
-      q6_k_block_products(s.a.data() + i * 16 * kTileBytes, a.q.data() + gb * 4 * kTileBytes, c);
+      q6_k_block_products(s.a.data() + i * 4 * kQ6KDigits * kTileBytes, a.q.data() + gb * 4 * kTileBytes, c);
       for (int r = 0; r < kStripRows; ++r) {
-        __m512i v = _mm512_load_si512(c + 3 * kCFloats + r * kGroupTokens);
-        for (int k = 2; k >= 0; --k) v = _mm512_add_epi32(_mm512_slli_epi32(v, 2), _mm512_load_si512(c + k * kCFloats + r * kGroupTokens));
+        __m512i v = _mm512_load_si512(c + (kQ6KDigits - 1) * kCFloats + r * kGroupTokens);
+        for (int k = kQ6KDigits - 2; k >= 0; --k) {
+          v = _mm512_add_epi32(_mm512_slli_epi32(v, 3), _mm512_load_si512(c + k * kCFloats + r * kGroupTokens));
+        }
         _mm512_store_si512(sums + r * kGroupTokens, v);
       }
       scale_and_add(sums, s.d.data() + i * kStripRows, _mm512_load_ps(a.d.data() + gb * kGroupTokens), acc);
