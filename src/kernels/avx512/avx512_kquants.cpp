@@ -1,9 +1,10 @@
-// AVX-512 Q4_K and Q6_K x Q8_K: vec_dot and the multi-row x multi-token tile (the decode / prefill hot
+// AVX-512 Q4_K, Q5_K and Q6_K x Q8_K: vec_dot and the multi-row x multi-token tile (the decode / prefill hot
 // path of Q4_K_M models). One 512-bit register holds a 64-element chunk (two sub-blocks): low
 // nibbles in bytes 0..31, high nibbles in 32..63, matching the Q8_K bytes in memory order.
 // maddubs + vpdpwssd (VNNI) apply the per-sub-block scale; folding the upper 8 int32 lanes onto
 // the lower 8 gives exactly the lanes of ggml's AVX2 kernel (integer sums are exact), and the
 // float steps replay it, so results are bit-identical to ggml, our scalar reference and AVX2.
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 
@@ -108,6 +109,67 @@ struct Q4KTile {
 };
 
 
+// Q5_K: Q4_K's layout plus a fifth bit per quant (element 64 j + 32 h + l has it in bit 2 j + h of
+// qh[l]); decoded the same way, with the fifth bits or-ed in at 16.
+inline void decode_q5_k(const BlockQ5_K& b, Q4KDecoded& out) {
+  const __m128i scales_mins = unpack_scales_mins(b.scales);
+  const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
+  out.mins = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+  const __m512i qh_pair = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+  for (int j = 0; j < 4; ++j) {
+    const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
+    const __m512i fifth = _mm512_and_si512(_mm512_srli_epi16(qh_pair, 2 * j), _mm512_set1_epi8(1));
+    out.quants[j] = _mm512_or_si512(_mm512_and_si512(both, m4), _mm512_slli_epi16(fifth, 4));
+    const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * j))),
+                                              _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
+    out.scales[j] = _mm512_permutexvar_epi16(index, scales16);
+  }
+  out.d = _cvtsh_ss(b.d);
+  out.dmin = _cvtsh_ss(b.dmin);
+}
+
+// R rows x T tokens of Q5_K. ggml's Q5_K kernel keeps the mins term as one scalar per output
+// (fma(dmin, sum of the four mins lanes)), not Q4_K's four float lanes; so does this.
+template <int R, int T>
+struct Q5KTile {
+  static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
+                  float* y, int64_t y_stride) {
+    __m256 acc[R][T];
+    float sum_mins[R][T];
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) {
+        acc[r][t] = _mm256_setzero_ps();
+        sum_mins[r][t] = 0.0f;
+      }
+    }
+    const int64_t n_blocks = n / kQK_K;
+    for (int64_t i = 0; i < n_blocks; ++i) {
+      prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
+      for (int r = 0; r < R; ++r) {
+        Q4KDecoded dw;
+        decode_q5_k(reinterpret_cast<const BlockQ5_K*>(w + r * w_row_bytes)[i], dw);
+        for (int t = 0; t < T; ++t) {
+          const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(x + t * x_row_bytes)[i];
+          const float d = xb.d * dw.d;
+          const float dmin = -xb.d * dw.dmin;
+          const __m128i m = _mm_madd_epi16(dw.mins, _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums)),
+                                                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums + 8))));
+          const __m128i m2 = _mm_add_epi32(m, _mm_unpackhi_epi64(m, m));
+          const int total = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 1)));
+          sum_mins[r][t] = std::fma(dmin, static_cast<float>(total), sum_mins[r][t]);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q4_k_lanes(dw, xb)), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) y[t * y_stride + r] = hsum_f32x8(acc[r][t]) + sum_mins[r][t];
+    }
+  }
+};
+
 // One Q6_K super-block of a weight row, decoded for reuse across the tile's tokens. Register m
 // holds chunks 2m and 2m + 1 of 32 elements (elements 64m .. 64m + 63, the order of the Q8_K
 // bytes), as unsigned 6-bit values; its 16-bit scales run sub-block 4m .. 4m + 3 by quarter.
@@ -199,6 +261,17 @@ void tile_q4_k_q8_k(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows,
 }  // namespace moe::kernels::avx512
 
 namespace moe::kernels::avx512 {
+
+float vec_dot_q5_k_q8_k(int64_t n, const void* w, const void* x) {
+  float y;
+  Q5KTile<1, 1>::run(n, static_cast<const uint8_t*>(w), 0, static_cast<const uint8_t*>(x), 0, &y, 0);
+  return y;
+}
+
+void tile_q5_k_q8_k(int64_t n, const uint8_t* w, size_t w_row_bytes, int n_rows, const uint8_t* x,
+                    size_t x_row_bytes, int n_tokens, float* y, int64_t y_stride) {
+  dispatch_tile<Q5KTile>(n, w, w_row_bytes, n_rows, x, x_row_bytes, n_tokens, y, y_stride);
+}
 
 float vec_dot_q6_k_q8_k(int64_t n, const void* w, const void* x) {
   float y;

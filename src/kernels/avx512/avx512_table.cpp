@@ -47,6 +47,11 @@ void override_kernels(TypeTraits& t, bool has_bf16) {
       t.vec_dot_tile = tile_q4_k_q8_k;
       t.decode_tile_rows = 1;  // prefetches the next rows
       break;
+    case DType::kQ5_K:
+      t.vec_dot = vec_dot_q5_k_q8_k;
+      t.vec_dot_tile = tile_q5_k_q8_k;
+      t.decode_tile_rows = 1;  // prefetches the next rows
+      break;
     case DType::kQ6_K:
       t.vec_dot = vec_dot_q6_k_q8_k;
       t.vec_dot_tile = tile_q6_k_q8_k;
