@@ -26,7 +26,10 @@ struct Q4KDecoded {
   float dmin;
 };
 
-inline void decode_q4_k(const BlockQ4_K& b, Q4KDecoded& out) {
+// Q5_K is Q4_K's layout plus a fifth bit per quant (element 64 j + 32 h + l has it in bit 2 j + h
+// of qh[l]), or-ed in at 16.
+template <class Block, bool kFifthBit>
+inline void decode_q4_k_or_q5_k(const Block& b, Q4KDecoded& out) {
   const __m128i scales_mins = unpack_scales_mins(b.scales);
   const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
   out.mins = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
@@ -35,6 +38,12 @@ inline void decode_q4_k(const BlockQ4_K& b, Q4KDecoded& out) {
     const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
     const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
     out.quants[j] = _mm512_and_si512(both, m4);
+    if constexpr (kFifthBit) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const __m512i qh_pair = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
+      const __m512i fifth = _mm512_and_si512(_mm512_srli_epi16(qh_pair, 2 * j), _mm512_set1_epi8(1));
+      out.quants[j] = _mm512_or_si512(out.quants[j], _mm512_slli_epi16(fifth, 4));
+    }
     // 16-bit lanes 0..15 take scale 2j, lanes 16..31 scale 2j + 1.
     const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * j))),
                                               _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
@@ -74,101 +83,67 @@ inline float hsum_f32x4(__m128 v) {
   return _mm_cvtss_f32(v);
 }
 
-// R rows x T tokens: each weight super-block is decoded once per row and used by every token.
-template <int R, int T>
-struct Q4KTile {
-  static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
-                  float* y, int64_t y_stride) {
-    __m256 acc[R][T];
-    __m128 acc_m[R][T];
-    for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm256_setzero_ps();
-        acc_m[r][t] = _mm_setzero_ps();
-      }
-    }
-    const int64_t n_blocks = n / kQK_K;
-    for (int64_t i = 0; i < n_blocks; ++i) {
-      prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
-      for (int r = 0; r < R; ++r) {
-        Q4KDecoded dw;
-        decode_q4_k(reinterpret_cast<const BlockQ4_K*>(w + r * w_row_bytes)[i], dw);
-        for (int t = 0; t < T; ++t) {
-          const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(x + t * x_row_bytes)[i];
-          const float d = xb.d * dw.d;
-          const float dmin = -xb.d * dw.dmin;
-          acc_m[r][t] = _mm_fmadd_ps(_mm_set1_ps(dmin), mins_lanes(dw, xb), acc_m[r][t]);
-          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q4_k_lanes(dw, xb)), acc[r][t]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < T; ++t) y[t * y_stride + r] = hsum_f32x8(acc[r][t]) + hsum_f32x4(acc_m[r][t]);
-    }
-  }
-};
-
-
-// Q5_K: Q4_K's layout plus a fifth bit per quant (element 64 j + 32 h + l has it in bit 2 j + h of
-// qh[l]); decoded the same way, with the fifth bits or-ed in at 16.
-inline void decode_q5_k(const BlockQ5_K& b, Q4KDecoded& out) {
-  const __m128i scales_mins = unpack_scales_mins(b.scales);
-  const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(scales_mins));
-  out.mins = _mm_cvtepu8_epi16(_mm_srli_si128(scales_mins, 8));
-  const __m512i m4 = _mm512_set1_epi8(0x0f);
-  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-  const __m512i qh_pair = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 1), 1);
-  for (int j = 0; j < 4; ++j) {
-    const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * j));
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(bits), _mm256_srli_epi16(bits, 4), 1);
-    const __m512i fifth = _mm512_and_si512(_mm512_srli_epi16(qh_pair, 2 * j), _mm512_set1_epi8(1));
-    out.quants[j] = _mm512_or_si512(_mm512_and_si512(both, m4), _mm512_slli_epi16(fifth, 4));
-    const __m512i index = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<short>(2 * j))),
-                                              _mm256_set1_epi16(static_cast<short>(2 * j + 1)), 1);
-    out.scales[j] = _mm512_permutexvar_epi16(index, scales16);
-  }
-  out.d = _cvtsh_ss(b.d);
-  out.dmin = _cvtsh_ss(b.dmin);
+// The mins term's integer total for one super-block and token: sum_j min_j * (sub-block j's Q8_K sum).
+inline int mins_total(const Q4KDecoded& w, const BlockQ8_K& y) {
+  const __m128i lo = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums));
+  const __m128i hi = _mm_loadu_si128(reinterpret_cast<const __m128i*>(y.bsums + 8));
+  const __m128i m = _mm_madd_epi16(w.mins, _mm_hadd_epi16(lo, hi));
+  const __m128i m2 = _mm_add_epi32(m, _mm_unpackhi_epi64(m, m));
+  return _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 1)));
 }
 
-// R rows x T tokens of Q5_K. ggml's Q5_K kernel keeps the mins term as one scalar per output
-// (fma(dmin, sum of the four mins lanes)), not Q4_K's four float lanes; so does this.
-template <int R, int T>
-struct Q5KTile {
-  static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
-                  float* y, int64_t y_stride) {
-    __m256 acc[R][T];
-    float sum_mins[R][T];
-    for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < T; ++t) {
-        acc[r][t] = _mm256_setzero_ps();
-        sum_mins[r][t] = 0.0f;
-      }
-    }
-    const int64_t n_blocks = n / kQK_K;
-    for (int64_t i = 0; i < n_blocks; ++i) {
-      prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
+// R rows x T tokens of Q4_K (kFifthBit false) or Q5_K: each weight super-block is decoded once per
+// row and used by every token. ggml sums their mins terms differently, and so does this: Q4_K in
+// four float lanes (acc_m), Q5_K as one scalar per output (fma(dmin, integer total)).
+template <class Block, bool kFifthBit>
+struct KQuantMinsTile {
+  template <int R, int T>
+  struct Tile {
+    static void run(int64_t n, const uint8_t* w, size_t w_row_bytes, const uint8_t* x, size_t x_row_bytes,
+                    float* y, int64_t y_stride) {
+      __m256 acc[R][T];
+      __m128 acc_m[R][T];     // Q4_K
+      float sum_mins[R][T];   // Q5_K
       for (int r = 0; r < R; ++r) {
-        Q4KDecoded dw;
-        decode_q5_k(reinterpret_cast<const BlockQ5_K*>(w + r * w_row_bytes)[i], dw);
         for (int t = 0; t < T; ++t) {
-          const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(x + t * x_row_bytes)[i];
-          const float d = xb.d * dw.d;
-          const float dmin = -xb.d * dw.dmin;
-          const __m128i m = _mm_madd_epi16(dw.mins, _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums)),
-                                                                   _mm_loadu_si128(reinterpret_cast<const __m128i*>(xb.bsums + 8))));
-          const __m128i m2 = _mm_add_epi32(m, _mm_unpackhi_epi64(m, m));
-          const int total = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 1)));
-          sum_mins[r][t] = std::fma(dmin, static_cast<float>(total), sum_mins[r][t]);
-          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q4_k_lanes(dw, xb)), acc[r][t]);
+          acc[r][t] = _mm256_setzero_ps();
+          acc_m[r][t] = _mm_setzero_ps();
+          sum_mins[r][t] = 0.0f;
+        }
+      }
+      const int64_t n_blocks = n / kQK_K;
+      for (int64_t i = 0; i < n_blocks; ++i) {
+        prefetch_next_tile_slice(w + R * w_row_bytes, R * w_row_bytes, i, n_blocks);
+        for (int r = 0; r < R; ++r) {
+          Q4KDecoded dw;
+          decode_q4_k_or_q5_k<Block, kFifthBit>(reinterpret_cast<const Block*>(w + r * w_row_bytes)[i], dw);
+          for (int t = 0; t < T; ++t) {
+            const BlockQ8_K& xb = reinterpret_cast<const BlockQ8_K*>(x + t * x_row_bytes)[i];
+            const float d = xb.d * dw.d;
+            const float dmin = -xb.d * dw.dmin;
+            if constexpr (kFifthBit) {
+              sum_mins[r][t] = std::fma(dmin, static_cast<float>(mins_total(dw, xb)), sum_mins[r][t]);
+            } else {
+              acc_m[r][t] = _mm_fmadd_ps(_mm_set1_ps(dmin), mins_lanes(dw, xb), acc_m[r][t]);
+            }
+            acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q4_k_lanes(dw, xb)), acc[r][t]);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        for (int t = 0; t < T; ++t) {
+          y[t * y_stride + r] =
+              hsum_f32x8(acc[r][t]) + (kFifthBit ? sum_mins[r][t] : hsum_f32x4(acc_m[r][t]));
         }
       }
     }
-    for (int r = 0; r < R; ++r) {
-      for (int t = 0; t < T; ++t) y[t * y_stride + r] = hsum_f32x8(acc[r][t]) + sum_mins[r][t];
-    }
-  }
+  };
 };
+
+template <int R, int T>
+using Q4KTile = KQuantMinsTile<BlockQ4_K, false>::Tile<R, T>;
+template <int R, int T>
+using Q5KTile = KQuantMinsTile<BlockQ5_K, true>::Tile<R, T>;
 
 // One Q6_K super-block of a weight row, decoded for reuse across the tile's tokens. Register m
 // holds chunks 2m and 2m + 1 of 32 elements (elements 64m .. 64m + 63, the order of the Q8_K
