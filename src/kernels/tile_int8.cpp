@@ -1,6 +1,9 @@
 // Dispatch and scalar references of the int8 tile products (kernels/tile_int8.h).
 #include "kernels/tile_int8.h"
 
+#include <xmmintrin.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -61,12 +64,38 @@ int64_t min_tokens(DType type) {
   }
 }
 
+namespace {
+
+DType activation_type(DType weight_type) { return weight_type == DType::kQ8_0 ? DType::kQ8_0 : DType::kQ8_K; }
+
+}  // namespace
+
+void pack_activations(DType weight_type, const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n_cols,
+                      PackedActivations& out) {
+  MOE_CHECK(available() && supports(weight_type));
+  MOE_CHECK(n_cols % (weight_type == DType::kQ8_0 ? kQK8_0 : kQK_K) == 0 && n_tokens >= 0);
+  amx::pack_activations(activation_type(weight_type), x, x_row_bytes, n_tokens, n_cols, out);
+}
+
+void matmul_packed(DType type, const uint8_t* w, size_t w_row_bytes, const PackedActivations& x, float* y,
+                   int64_t y_stride, int64_t row_begin, int64_t row_end) {
+  MOE_CHECK(available() && supports(type) && x.vec_dot_type == activation_type(type) && row_begin <= row_end);
+  // The kernels gather row scales with 32-bit offsets of up to 15 rows.
+  MOE_CHECK(w_row_bytes < (size_t{1} << 27));
+  if (x.n_tokens == 0 || row_begin == row_end) return;
+  amx::matmul_packed(type, w, w_row_bytes, x, y, y_stride, row_begin, row_end);
+}
+
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  MOE_CHECK(available() && supports(type));
-  MOE_CHECK(n_cols % (type == DType::kQ8_0 ? kQK8_0 : kQK_K) == 0 && n_tokens >= 0 && row_begin <= row_end);
-  if (n_tokens == 0 || row_begin == row_end) return;
-  amx::matmul(type, w, w_row_bytes, n_cols, x, x_row_bytes, n_tokens, y, y_stride, row_begin, row_end);
+  thread_local PackedActivations packed;
+  // The first strip's rows, into L2 while the activations are packed.
+  const size_t first_strip = static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes;
+  for (size_t offset = 0; offset < first_strip; offset += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + row_begin * w_row_bytes + offset), _MM_HINT_T1);
+  }
+  pack_activations(type, x, x_row_bytes, n_tokens, n_cols, packed);
+  matmul_packed(type, w, w_row_bytes, packed, y, y_stride, row_begin, row_end);
 }
 
 namespace ref {

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/aligned_vector.h"
 #include "formats/dtype.h"
 
 namespace moe::kernels::int8_tiles {
@@ -49,6 +50,34 @@ int64_t min_tokens(DType type);
 // bit-identical to ref::matmul.
 void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
             int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end);
+
+// Activations packed for the tile unit once, for any number of products with weights whose
+// vec_dot_type they are in (Q8_0, or Q8_K for Q4_K / Q5_K / Q6_K). Why: a product split into row
+// chunks (the expert FFN's tasks) would otherwise pack the same group once per chunk. Block b of
+// token group g (16 tokens, zero-padded):
+//   Q8_0: one 8-row B tile (32 columns) at q + (g * blocks_even + b) * 512;
+//   Q8_K: four 16-row B tiles (64 columns each) at q + ((g * n_blocks + b) * 4 + step) * 1024;
+// scales at d + (g * n_blocks + b) * 16, and (Q8_K) the sub-block sums in pairs (sub-blocks 2p,
+// 2p + 1 as two int16) at bsum_pairs + ((g * n_blocks + b) * 4 + p) * 16.
+struct PackedActivations {
+  DType vec_dot_type = DType::kQ8_0;
+  int64_t n_tokens = 0;
+  int64_t n_cols = 0;
+  int64_t n_groups = 0;
+  int64_t n_blocks = 0;
+  int64_t blocks_even = 0;
+  AlignedVector<int8_t> q;
+  AlignedVector<float> d;
+  AlignedVector<int32_t> bsum_pairs;
+};
+
+// Packs n_tokens rows of X (in weight_type's vec_dot_type, x_row_bytes apart) into `out`.
+void pack_activations(DType weight_type, const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n_cols,
+                      PackedActivations& out);
+
+// matmul on activations packed by pack_activations for this type's vec_dot_type: the same bits.
+void matmul_packed(DType type, const uint8_t* w, size_t w_row_bytes, const PackedActivations& x, float* y,
+                   int64_t y_stride, int64_t row_begin, int64_t row_end);
 
 namespace ref {
 // Scalar reference of matmul: the same integer block sums and float steps, one output at a time.

@@ -207,6 +207,69 @@ struct GroupedExpertFfn::State {
     return int8_tiles && use_int8_tiles(weights, n) ? kernels::SumOrder::kTileBlocks : kernels::SumOrder::kVecDot;
   }
 
+  bool on_int8_tiles(const Tensor& weights, const Group& g) const {
+    return order_for(weights, static_cast<int64_t>(g.tokens.size())) == kernels::SumOrder::kTileBlocks;
+  }
+
+  size_t index_of(const Group& g) const { return static_cast<size_t>(&g - plan.groups.data()); }
+
+  // The int8 tile products of a group are split into row chunks (the pool's tasks); each would
+  // pack the group's activations again, so they are packed once per group before each pass. Gate
+  // and up share one packing when they read the same rows (the same activation type).
+  bool gate_up_share_inputs() const { return in_up.data == in_gate.data; }
+
+  bool packs_inputs(const Group& g) const {
+    return !g.tiles && gate_up_share_inputs() && (on_int8_tiles(*w.gate, g) || on_int8_tiles(*w.up, g));
+  }
+
+  bool packs_hidden(const Group& g) const { return !g.tiles && quantize_hidden != nullptr && on_int8_tiles(*w.down, g); }
+
+  void pack_inputs(const Group& g) {
+    const Tensor& t = on_int8_tiles(*w.gate, g) ? *w.gate : *w.up;
+    kernels::int8_tiles::pack_activations(t.type, in_gate.of(g), in_gate.row_bytes,
+                                          static_cast<int64_t>(g.tokens.size()), n_embd, s.int8_inputs[index_of(g)]);
+  }
+
+  void pack_hidden(const Group& g) {
+    kernels::int8_tiles::pack_activations(w.down->type,
+                                          s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes,
+                                          hidden_row_bytes, static_cast<int64_t>(g.tokens.size()), n_ff,
+                                          s.int8_hidden[index_of(g)]);
+  }
+
+  // Packs, for every group that needs it (packs(g)), with pack(g) over the pool; nothing when no
+  // group does (decode never pays for a pool pass).
+  template <class Needs, class Pack>
+  void pack_groups(const Needs& packs, const Pack& pack) {
+    std::vector<const Group*> todo;
+    for (const Group& g : plan.groups) {
+      if (packs(g)) todo.push_back(&g);
+    }
+    if (todo.empty()) return;
+    s.int8_inputs.resize(plan.groups.size());
+    s.int8_hidden.resize(plan.groups.size());
+    pool.run_tasks(static_cast<int64_t>(todo.size()), [&](int64_t i) { pack(*todo[static_cast<size_t>(i)]); });
+  }
+
+  void pack_all_inputs() {
+    pack_groups([&](const Group& g) { return packs_inputs(g); }, [&](const Group& g) { pack_inputs(g); });
+  }
+
+  void pack_all_hidden() {
+    pack_groups([&](const Group& g) { return packs_hidden(g); }, [&](const Group& g) { pack_hidden(g); });
+  }
+
+  // One product of a group's gate / up rows [r0, r1) (`x` its grouped input rows).
+  void gate_or_up_rows(const Tensor& t, const uint8_t* m, const Group& g, const GroupedInput& x, float* y, int64_t r0,
+                       int64_t r1) {
+    const auto n = static_cast<int64_t>(g.tokens.size());
+    if (packs_inputs(g) && on_int8_tiles(t, g)) {
+      kernels::int8_tiles::matmul_packed(t.type, m, t.row_bytes, s.int8_inputs[index_of(g)], y, n_ff, r0, r1);
+      return;
+    }
+    kernels::matmul_rows(*t.traits, m, t.row_bytes, n_embd, x.of(g), x.row_bytes, n, y, n_ff, r0, r1, order_for(t, n));
+  }
+
   // Marks the groups that run on the tile unit and packs their inputs. Not while sums must be
   // batch-invariant: whether a group is big enough depends on the rest of the batch.
   void plan_tile_groups() {
@@ -263,10 +326,8 @@ struct GroupedExpertFfn::State {
     const auto n = static_cast<int64_t>(g.tokens.size());
     float* gate = s.gate.data() + g.first_pair * n_ff;
     float* up = s.up.data() + g.first_pair * n_ff;
-    kernels::matmul_rows(*w.gate->traits, m.gate, w.gate->row_bytes, n_embd, in_gate.of(g), in_gate.row_bytes, n,
-                         gate, n_ff, r0, r1, order_for(*w.gate, n));
-    kernels::matmul_rows(*w.up->traits, m.up, w.up->row_bytes, n_embd, in_up.of(g), in_up.row_bytes, n, up, n_ff, r0,
-                         r1, order_for(*w.up, n));
+    gate_or_up_rows(*w.gate, m.gate, g, in_gate, gate, r0, r1);
+    gate_or_up_rows(*w.up, m.up, g, in_up, up, r0, r1);
     for (int64_t i = 0; i < n; ++i) {
       float* row = gate + i * n_ff;
       kernels::swiglu(row + r0, up + i * n_ff + r0, row + r0, r1 - r0);
@@ -289,8 +350,14 @@ struct GroupedExpertFfn::State {
                                 ? s.hidden.data() + static_cast<size_t>(g.first_pair) * hidden_row_bytes
                                 : reinterpret_cast<const uint8_t*>(s.gate.data() + g.first_pair * n_ff);
     const auto n = static_cast<int64_t>(g.tokens.size());
-    kernels::matmul_rows(*w.down->traits, m.down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes, n,
-                         s.down.data() + g.first_pair * n_embd, n_embd, r0, r1, order_for(*w.down, n));
+    float* y = s.down.data() + g.first_pair * n_embd;
+    if (packs_hidden(g)) {
+      kernels::int8_tiles::matmul_packed(w.down->type, m.down, w.down->row_bytes, s.int8_hidden[index_of(g)], y, n_embd,
+                                         r0, r1);
+      return;
+    }
+    kernels::matmul_rows(*w.down->traits, m.down, w.down->row_bytes, n_ff, hidden, hidden_row_bytes, n, y, n_embd, r0,
+                         r1, order_for(*w.down, n));
   }
 
   // out rows [r0, r1) of every token: the weighted sum of its slots, in slot order.
@@ -327,12 +394,14 @@ void GroupedExpertFfn::run_all(float* out, const std::vector<ExpertMatrices>* ma
     return matrices != nullptr ? (*matrices)[static_cast<size_t>(e)] : st.w.in_tensors(e);
   };
   // Pass 1: per (group, row chunk), big groups first.
+  st.pack_all_inputs();
   st.pool.run_tasks(static_cast<int64_t>(st.plan.groups.size()) * st.n_gate_chunks, [&](int64_t task) {
     const Group& g = st.plan.groups[static_cast<size_t>(task / st.n_gate_chunks)];
     const int64_t r0 = task % st.n_gate_chunks * st.gate_chunk;
     st.gate_up_chunk(g, matrices_of(g.expert), r0, std::min(st.n_ff, r0 + st.gate_chunk));
   });
   // Pass 2: down per output row chunk over every group, then each token's weighted sum.
+  st.pack_all_hidden();
   st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
     const int64_t r0 = task * st.down_chunk_rows;
     const int64_t r1 = std::min(st.n_embd, r0 + st.down_chunk_rows);
@@ -347,10 +416,14 @@ void GroupedExpertFfn::run_expert(int expert, const ExpertMatrices& m) {
   const int index = st.group_of_expert[static_cast<size_t>(expert)];
   MOE_CHECK(index >= 0);
   const Group& g = st.plan.groups[static_cast<size_t>(index)];
+  st.s.int8_inputs.resize(st.plan.groups.size());
+  st.s.int8_hidden.resize(st.plan.groups.size());
+  if (st.packs_inputs(g)) st.pack_inputs(g);
   st.pool.run_tasks(st.n_gate_chunks, [&](int64_t task) {
     const int64_t r0 = task * st.gate_chunk;
     st.gate_up_chunk(g, m, r0, std::min(st.n_ff, r0 + st.gate_chunk));
   });
+  if (st.packs_hidden(g)) st.pack_hidden(g);
   st.pool.run_tasks(st.n_down_chunks(), [&](int64_t task) {
     const int64_t r0 = task * st.down_chunk_rows;
     st.down_chunk(g, m, r0, std::min(st.n_embd, r0 + st.down_chunk_rows));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/aligned_vector.h"
+#include "kernels/tile_int8.h"
 #include "core/thread_pool.h"
 #include "model/tensor.h"
 
@@ -60,6 +61,9 @@ struct ExpertFfnScratch {
   std::vector<float> down;       // (pairs, n_embd)
   AlignedVector<uint16_t> packed_x;       // bf16 inputs of the groups that use the tile unit
   AlignedVector<uint16_t> packed_hidden;  // their SwiGLU outputs, the same way
+  // Per group, for products on the int8 tile unit: its inputs and its SwiGLU outputs, packed once.
+  std::vector<kernels::int8_tiles::PackedActivations> int8_inputs;
+  std::vector<kernels::int8_tiles::PackedActivations> int8_hidden;
 };
 
 // One grouped expert FFN over a micro-batch. Either all experts at once (run_all: two pool

@@ -5,7 +5,7 @@
 // Weights are the A operand (row-major, one row per tile row): Q8_0 rows are loaded straight
 // from the mapped file (a block's 32 quants, the next row w_row_bytes on), K-quant rows are
 // prepared once per strip into digit tiles (see tile_int8.h) and reused by every token group.
-// Activations are the B operand, packed once per call in the tile unit's layout (4 consecutive
+// Activations are the B operand, packed once (pack_activations) in the tile unit's layout (4 consecutive
 // columns of one token per 32-bit lane). After each block the integer tiles are stored, scaled
 // by d_w * d_x and added in fp32 registers; the next block's tile products run meanwhile.
 #include "kernels/amx/amx_int8.h"
@@ -35,20 +35,7 @@ constexpr int kCFloats = kStripRows * kGroupTokens;
 
 // ---- Activations -------------------------------------------------------------------------------
 
-// The activations of one call in tile layout. Block b of token group g:
-//   Q8_0: one 8-row B tile (32 columns) at q + ((g * blocks_even + b) * 8) * 64;
-//   Q8_K: four 16-row B tiles (64 columns each) at q + ((g * n_blocks + b) * 4 + step) * 1024;
-// scales at d + (g * n_blocks + b) * 16 (one per token, zero for padding tokens), and for Q4_K
-// the sub-block sums in pairs (sub-blocks 2p, 2p + 1 as two int16) at
-// bsum_pairs + ((g * n_blocks + b) * 4 + p) * 16.
-struct Activations {
-  int64_t n_groups = 0;
-  int64_t n_blocks = 0;
-  int64_t blocks_even = 0;
-  AlignedVector<int8_t> q;
-  AlignedVector<float> d;
-  AlignedVector<int32_t> bsum_pairs;
-};
+using Activations = PackedActivations;  // layout: kernels/tile_int8.h
 
 // Token t of group g as 64 bytes at `at` (or zeros past the last token), transposed so register
 // k holds bytes 4k..4k+3 of every token: the 16 rows of a B tile.
@@ -90,13 +77,12 @@ void pack_q8_0(const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n
   }
 }
 
-void pack_q8_k(const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n_blocks, bool with_bsums,
-               Activations& a) {
+void pack_q8_k(const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n_blocks, Activations& a) {
   a.n_groups = (n_tokens + kGroupTokens - 1) / kGroupTokens;
   a.n_blocks = n_blocks;
   a.q.resize(static_cast<size_t>(a.n_groups * n_blocks * 4 * kTileBytes));
   a.d.resize(static_cast<size_t>(a.n_groups * n_blocks * kGroupTokens));
-  if (with_bsums) a.bsum_pairs.resize(static_cast<size_t>(a.n_groups * n_blocks * 4 * kGroupTokens));
+  a.bsum_pairs.resize(static_cast<size_t>(a.n_groups * n_blocks * 4 * kGroupTokens));
   for (int64_t g = 0; g < a.n_groups; ++g) {
     const int64_t t0 = g * kGroupTokens;
     const int n_tok = static_cast<int>(std::min<int64_t>(kGroupTokens, n_tokens - t0));
@@ -111,7 +97,6 @@ void pack_q8_k(const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n
       }
       float* d = a.d.data() + gb * kGroupTokens;
       for (int t = 0; t < kGroupTokens; ++t) d[t] = t < n_tok ? block(t, i)->d : 0.0f;
-      if (!with_bsums) continue;
       for (int p = 0; p < 4; ++p) {
         int32_t* pairs = a.bsum_pairs.data() + (gb * 4 + p) * kGroupTokens;
         for (int t = 0; t < kGroupTokens; ++t) {
@@ -488,49 +473,52 @@ void q6_k_strip(const PreparedStrip& s, int64_t n_blocks, const Activations& a, 
 
 }  // namespace
 
-void matmul(DType type, const uint8_t* w, size_t w_row_bytes, int64_t n_cols, const uint8_t* x, size_t x_row_bytes,
-            int64_t n_tokens, float* y, int64_t y_stride, int64_t row_begin, int64_t row_end) {
-  thread_local Activations activations;
+void pack_activations(DType vec_dot_type, const uint8_t* x, size_t x_row_bytes, int64_t n_tokens, int64_t n_cols,
+                      PackedActivations& out) {
+  out.vec_dot_type = vec_dot_type;
+  out.n_tokens = n_tokens;
+  out.n_cols = n_cols;
+  if (vec_dot_type == DType::kQ8_0) {
+    pack_q8_0(x, x_row_bytes, n_tokens, n_cols / kQK8_0, out);
+  } else {
+    pack_q8_k(x, x_row_bytes, n_tokens, n_cols / kQK_K, out);
+  }
+}
+
+void matmul_packed(DType type, const uint8_t* w, size_t w_row_bytes, const PackedActivations& x, float* y,
+                   int64_t y_stride, int64_t row_begin, int64_t row_end) {
   thread_local PreparedStrip strip;
   thread_local AlignedVector<uint8_t> short_strip;
+  const int64_t n_tokens = x.n_tokens;
+  const int next_rows = kStripRows;  // past row_end too: the next chunk of the matrix is usually next
   if (type == DType::kQ8_0) {
-    const int64_t n_blocks = n_cols / kQK8_0;
-    prefetch_block(w + row_begin * w_row_bytes,  // the first strip, while the activations are packed
-                   static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes);
-    pack_q8_0(x, x_row_bytes, n_tokens, n_blocks, activations);
     use_tile_shape(TileShape::kHalfRows);
     for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
       const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
-      const int next_rows = kStripRows;  // past row_end too: see kNextStripRows
       const uint8_t* rows = w + r0 * w_row_bytes;
       if (n_rows < kStripRows) {  // the tiles read 16 rows: copy a short strip and pad it with zeros
         short_strip.assign(kStripRows * w_row_bytes, 0);
         std::memcpy(short_strip.data(), rows, n_rows * w_row_bytes);
         rows = short_strip.data();
       }
-      q8_0_strip(rows, w_row_bytes, n_blocks, activations, n_rows, w + (r0 + kStripRows) * w_row_bytes, next_rows,
-                 n_tokens, y + r0, y_stride);
+      q8_0_strip(rows, w_row_bytes, x.n_blocks, x, n_rows, w + (r0 + kStripRows) * w_row_bytes, next_rows, n_tokens,
+                 y + r0, y_stride);
     }
     return;
   }
-  const int64_t n_blocks = n_cols / kQK_K;
-  const bool with_mins = type == DType::kQ4_K || type == DType::kQ5_K;  // Q4_K and Q5_K share the strip kernel
-  prefetch_block(w + row_begin * w_row_bytes,  // the first strip, while the activations are packed
-                 static_cast<size_t>(std::min<int64_t>(kStripRows, row_end - row_begin)) * w_row_bytes);
-  pack_q8_k(x, x_row_bytes, n_tokens, n_blocks, with_mins, activations);
   use_tile_shape(TileShape::kFullRows);
   for (int64_t r0 = row_begin; r0 < row_end; r0 += kStripRows) {
     const int n_rows = static_cast<int>(std::min<int64_t>(kStripRows, row_end - r0));
-    const int next_rows = kStripRows;  // past row_end too: see kNextStripRows
+    const uint8_t* rows = w + r0 * w_row_bytes;
     if (type == DType::kQ4_K) {
-      prepare_q4_k_or_q5_k<BlockQ4_K, false>(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
-      q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
+      prepare_q4_k_or_q5_k<BlockQ4_K, false>(rows, w_row_bytes, n_rows, next_rows, x.n_blocks, strip);
+      q4_k_strip(strip, x.n_blocks, x, n_rows, n_tokens, y + r0, y_stride);
     } else if (type == DType::kQ5_K) {
-      prepare_q4_k_or_q5_k<BlockQ5_K, true>(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
-      q4_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
+      prepare_q4_k_or_q5_k<BlockQ5_K, true>(rows, w_row_bytes, n_rows, next_rows, x.n_blocks, strip);
+      q4_k_strip(strip, x.n_blocks, x, n_rows, n_tokens, y + r0, y_stride);
     } else {
-      prepare_q6_k(w + r0 * w_row_bytes, w_row_bytes, n_rows, next_rows, n_blocks, strip);
-      q6_k_strip(strip, n_blocks, activations, n_rows, n_tokens, y + r0, y_stride);
+      prepare_q6_k(rows, w_row_bytes, n_rows, next_rows, x.n_blocks, strip);
+      q6_k_strip(strip, x.n_blocks, x, n_rows, n_tokens, y + r0, y_stride);
     }
   }
 }
