@@ -114,6 +114,23 @@ void bm_matmul_rows(benchmark::State& state, DType type, Isa isa, int64_t n_rows
                                                 benchmark::Counter::kIsRate);
 }
 
+// Times `product(weights of matrix m)` cycling through the problem's matrices, and reports GB/s
+// (weight bytes read) and GMAC/s.
+template <class Product>
+void time_products(benchmark::State& state, const Problem& p, int64_t n_rows, int64_t n_tokens, const Product& product) {
+  const size_t matrix_bytes = p.w_row_bytes * n_rows;
+  int64_t m = 0;
+  for (auto _ : state) {
+    product(p.weights.data() + m * matrix_bytes);
+    m = (m + 1) % p.n_matrices;
+  }
+  const auto iterations = static_cast<double>(state.iterations());
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * iterations / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * iterations / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
+
 // The same product on the AMX tile unit (kernels/tile_gemm.h): activations packed once (outside
 // the timing, as a layer packs them once for all its products), weights dequantized per strip.
 // Checked against the tiles' scalar reference first.
@@ -144,19 +161,10 @@ void bm_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t n_tok
       }
     }
   }
-  const size_t matrix_bytes = p.w_row_bytes * n_rows;
-  int64_t m = 0;
-  for (auto _ : state) {
-    moe::kernels::tiles::matmul(type, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, packed.data(), n_tokens,
-                                y.data(), n_rows, 0, n_rows);
+  time_products(state, p, n_rows, n_tokens, [&](const uint8_t* w) {
+    moe::kernels::tiles::matmul(type, w, p.w_row_bytes, kCols, packed.data(), n_tokens, y.data(), n_rows, 0, n_rows);
     benchmark::DoNotOptimize(y.data());
-    m = (m + 1) % p.n_matrices;
-  }
-  const auto iterations = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * iterations / 1e9,
-                                              benchmark::Counter::kIsRate);
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * iterations / 1e9,
-                                                benchmark::Counter::kIsRate);
+  });
 }
 
 // The same product on the tile unit in int8 (kernels/tile_int8.h), from the quantized activations
@@ -184,19 +192,11 @@ void bm_int8_tiles(benchmark::State& state, DType type, int64_t n_rows, int64_t 
       }
     }
   }
-  const size_t matrix_bytes = p.w_row_bytes * n_rows;
-  int64_t m = 0;
-  for (auto _ : state) {
-    moe::kernels::int8_tiles::matmul(type, p.weights.data() + m * matrix_bytes, p.w_row_bytes, kCols, p.x.data(),
-                                     p.x_row_bytes, n_tokens, y.data(), n_rows, 0, n_rows);
+  time_products(state, p, n_rows, n_tokens, [&](const uint8_t* w) {
+    moe::kernels::int8_tiles::matmul(type, w, p.w_row_bytes, kCols, p.x.data(), p.x_row_bytes, n_tokens, y.data(),
+                                     n_rows, 0, n_rows);
     benchmark::DoNotOptimize(y.data());
-    m = (m + 1) % p.n_matrices;
-  }
-  const auto iterations = static_cast<double>(state.iterations());
-  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(matrix_bytes) * iterations / 1e9,
-                                              benchmark::Counter::kIsRate);
-  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n_rows * kCols * n_tokens) * iterations / 1e9,
-                                                benchmark::Counter::kIsRate);
+  });
 }
 
 // The tile path's first half alone: weight rows dequantized to bf16 strips (32 rows at a time, as
